@@ -1,0 +1,3 @@
+from revise_prep.cli import main
+
+raise SystemExit(main())

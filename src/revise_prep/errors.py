@@ -1,0 +1,39 @@
+"""Errors that carry a machine-readable reason, so every skipped or failed sample is reported uniformly."""
+
+from __future__ import annotations
+
+
+class SampleError(Exception):
+    """A sample cannot be turned into a record.
+
+    ``reason`` is a stable snake_case code written to ``failures.jsonl`` (e.g. ``insufficient_frames``);
+    ``str(err)`` is the human message. ``skip`` marks outcomes the original also skips (not errors).
+    """
+
+    def __init__(self, reason: str, message: str, *, skip: bool = False) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.skip = skip
+
+
+class VideoError(SampleError):
+    """A video could not be used: cannot open, no stream, too short, wrong orientation, ..."""
+
+
+class InputError(ValueError):
+    """A malformed input file (JSON list, list file); raised before any work starts."""
+
+
+# Reason codes (kept in one place so reports and tests agree).
+MISSING_FILE = "missing_file"
+EMPTY_FILE = "empty_file"
+CANNOT_OPEN = "cannot_open"
+NO_VIDEO_STREAM = "no_video_stream"
+INSUFFICIENT_FRAMES = "insufficient_frames"
+ORIENTATION_MISMATCH = "orientation_mismatch"
+DECODE_ERROR = "decode_error"
+SHORT_PROMPT = "short_prompt"
+NAME_PREFIX_MISSING = "name_prefix_missing"
+ENCODE_ERROR = "encode_error"
+WRITE_ERROR = "write_error"

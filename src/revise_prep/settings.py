@@ -1,0 +1,27 @@
+"""Typed settings, built once from flags/config and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FrameSettings:
+    """How frames are sampled from each video (SPEC §Step 1). Defaults follow the original."""
+
+    frame_num: int = 81  # must be 4n+1
+    interval: int = 3  # requested sampling interval ("sampling_rate" in the original)
+    skip: int = 0  # frames dropped at the start
+    height: int = 480
+    width: int = 832
+    strict_count: bool = True  # reproduce the original's off-by-one frame-count condition
+
+    def __post_init__(self) -> None:
+        if self.frame_num < 1 or (self.frame_num - 1) % 4:
+            raise ValueError(f"frame_num must be 4n+1 (got {self.frame_num})")
+        if self.interval < 1:
+            raise ValueError(f"interval must be >= 1 (got {self.interval})")
+        if self.skip < 0:
+            raise ValueError(f"skip must be >= 0 (got {self.skip})")
+        if self.height < 1 or self.width < 1:
+            raise ValueError(f"target size must be positive (got {self.height}x{self.width})")

@@ -1,0 +1,20 @@
+"""Shared test fixtures: the golden reference folder (skipped with a reason when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("REVISE_PREP_SHARED", REPO.parent / "shared"))
+REFERENCE = SHARED / "fixtures" / "reference"
+
+
+@pytest.fixture(scope="session")
+def reference() -> Path:
+    """Path of ``../shared/fixtures/reference``; skips the test with a visible reason when absent."""
+    if not (REFERENCE / "README.md").is_file():
+        pytest.skip(f"golden fixtures not found at {REFERENCE} (set REVISE_PREP_SHARED to the shared/ folder)")
+    return REFERENCE
