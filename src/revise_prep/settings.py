@@ -25,3 +25,32 @@ class FrameSettings:
             raise ValueError(f"skip must be >= 0 (got {self.skip})")
         if self.height < 1 or self.width < 1:
             raise ValueError(f"target size must be positive (got {self.height}x{self.width})")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Where the step-1 models come from and how they run."""
+
+    ckpt_dir: str | None = None  # Wan release dir (original or diffusers layout) or hub id
+    vae_path: str | None = None  # overrides ckpt_dir for the VAE
+    t5_path: str | None = None  # overrides ckpt_dir for the text encoder
+    tokenizer_path: str | None = None  # overrides the tokenizer location
+    vae_dtype: str = "float32"
+    t5_dtype: str = "bfloat16"
+    device: str = "auto"  # "auto" = cuda:LOCAL_RANK when available, else cpu
+    t5_device: str | None = None  # default: same as device
+    text_len: int = 512
+    vae_tiling: bool = False
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """One step's input, output and execution options."""
+
+    input: str
+    output_dir: str
+    video_root: str = "."
+    num_workers: int = 2
+    min_prompt_len: int = 10  # the original skips prompts of at most 10 characters
+    skip_bad_entries: bool = False  # record malformed input entries as failures instead of stopping
+    progress: bool = True

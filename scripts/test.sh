@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Quick start, part 2: set up (once) and run the test suite. Extra arguments go to pytest.
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$ROOT"
+exec python -m pytest "$@"

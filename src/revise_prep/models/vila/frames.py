@@ -1,0 +1,132 @@
+"""Frame loading for the VILA AR path: upstream ``load_video(path, 8)`` on PyAV instead of decord.
+
+PyAV's ``to_ndarray(format="rgb24")`` matches decord bit for bit. Decord refuses a file whose container promises
+more frames than it holds (it indexes every packet at open), so this loader demuxes all packets first and treats
+"fewer packets than promised" as a decode error; frames are then decoded only up to the last index needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Literal
+
+import av
+import numpy as np
+from PIL import Image
+
+from revise_prep import errors
+from revise_prep.errors import VideoError
+
+from .preprocess import ar_frame_indices
+
+logger = logging.getLogger(__name__)
+
+OnError = Literal["fail", "black"]
+BLACK_SIZE = 448  # upstream fallback: 8 black 448x448 RGB images
+
+
+def black_frames(count: int) -> list[Image.Image]:
+    """The upstream fallback: ``count`` black 448x448 RGB images."""
+    return [Image.new("RGB", (BLACK_SIZE, BLACK_SIZE), (0, 0, 0)) for _ in range(count)]
+
+
+def load_ar_frames(
+    path: str | os.PathLike[str],
+    num_frames: int = 8,
+    *,
+    on_error: OnError = "fail",
+    only_first: int | None = None,
+) -> list[Image.Image]:
+    """The ``num_frames`` sampled frames (``ar_frame_indices``) of a video as RGB PIL images.
+
+    ``only_first=k`` returns just the first ``k`` sampled frames (the ones that reach the LLM, F4) and decodes
+    no further; the truncation check still runs, but a decode error after them goes unnoticed.
+    ``on_error="fail"`` raises :class:`VideoError` (reason ``missing_file``, ``empty_file``, ``cannot_open``,
+    ``no_video_stream``, ``insufficient_frames`` or ``decode_error``); ``"black"`` reproduces upstream: any
+    failure gives black 448x448 frames (``num_frames`` of them, or ``only_first``).
+    """
+    if on_error not in ("fail", "black"):
+        raise ValueError(f"on_error must be 'fail' or 'black', got {on_error!r}")
+    wanted = num_frames if only_first is None else min(only_first, num_frames)
+    try:
+        return _load(Path(path), num_frames, wanted)
+    except VideoError as exc:
+        if on_error == "fail":
+            raise
+        logger.warning("AR frames: %s (%s); using %d black frames as the original does", exc, exc.reason, wanted)
+        return black_frames(wanted)
+
+
+def _load(path: Path, num_frames: int, wanted: int) -> list[Image.Image]:
+    if not path.is_file():
+        raise VideoError(errors.MISSING_FILE, f"video file not found: {path}")
+    if path.stat().st_size == 0:
+        raise VideoError(errors.EMPTY_FILE, f"video file is empty: {path}")
+    total = count_frames(path)
+    indices = ar_frame_indices(total, num_frames)[:wanted]
+    resolved = [i + total if i < 0 else i for i in indices]  # decord reads -1 as the last frame
+    bad = [i for i, r in zip(indices, resolved) if not 0 <= r < total]
+    if bad:
+        raise VideoError(errors.INSUFFICIENT_FRAMES, f"{path}: frame indices {bad} out of range for {total} frames")
+    frames = _decode_indices(path, sorted(set(resolved)))
+    return [Image.fromarray(frames[r]) for r in resolved]
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise VideoError(errors.CANNOT_OPEN, f"cannot open video {path}: {exc}") from exc
+
+
+def count_frames(path: Path) -> int:
+    """decord's ``len(vr)``: the container's frame count (packet count when it has none).
+
+    All video packets are demuxed (cheap, no decoding); fewer packets than the header promises means a cut file,
+    which decord rejects at open, so it is reported as ``decode_error``.
+    """
+    with _open(path) as container:
+        if not container.streams.video:
+            raise VideoError(errors.NO_VIDEO_STREAM, f"no video stream in {path}")
+        stream = container.streams.video[0]
+        promised = int(stream.frames or 0)
+        packets = 0
+        try:
+            for packet in container.demux(stream):
+                if packet.size:
+                    packets += 1
+        except av.FFmpegError as exc:
+            raise VideoError(errors.DECODE_ERROR, f"cannot read packets of {path}: {exc}") from exc
+    if promised and packets < promised:
+        raise VideoError(
+            errors.DECODE_ERROR,
+            f"{path} is truncated: its header promises {promised} frames but only {packets} packets are present",
+        )
+    total = promised or packets
+    if total < 1:
+        raise VideoError(errors.INSUFFICIENT_FRAMES, f"no frames in {path}")
+    return total
+
+
+def _decode_indices(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
+    """Decode frames in presentation order up to ``max(indices)``, keeping the requested ones as RGB24 arrays."""
+    wanted = set(indices)
+    last = max(indices)
+    out: dict[int, np.ndarray] = {}
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for position, frame in enumerate(container.decode(stream)):
+                if position in wanted:
+                    out[position] = frame.to_ndarray(format="rgb24")
+                if position >= last:
+                    break
+        except av.FFmpegError as exc:
+            raise VideoError(errors.DECODE_ERROR, f"decode error in {path} after {len(out)} frames: {exc}") from exc
+    missing = sorted(wanted - out.keys())
+    if missing:
+        raise VideoError(errors.DECODE_ERROR, f"{path}: frames {missing} could not be decoded")
+    return out

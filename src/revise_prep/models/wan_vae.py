@@ -1,0 +1,218 @@
+"""Wan2.1 VAE encoder adapter over diffusers' ``AutoencoderKLWan``.
+
+Loads the original ``Wan2.1_VAE.pth`` (architecture read off the tensor shapes, keys converted
+with diffusers' own converter, strict load) or a diffusers VAE, and encodes clips to the
+normalised posterior mean ``(mu - mean) * (1/std)`` exactly as the original pipeline does.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .base import resolve_dtype
+from .layouts import VAE_ORIGINAL_FILE, VAE_SUBFOLDER, VaeCheckpoint, find_vae, hub_download
+
+__all__ = ["WanVAE", "vae_config_from_original", "WAN21_LATENTS_MEAN", "WAN21_LATENTS_STD"]
+
+log = logging.getLogger(__name__)
+
+# Wan2.1's published per-channel latent statistics (the original WanVAE's ``mean``/``std``).
+WAN21_LATENTS_MEAN = (
+    -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
+    0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
+)  # fmt: skip
+WAN21_LATENTS_STD = (
+    2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,
+    3.2687, 2.1526, 2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.916,
+)  # fmt: skip
+
+_DOWN = re.compile(r"^encoder\.downsamples\.(\d+)\.")
+
+
+def vae_config_from_original(state_dict: dict[str, torch.Tensor]) -> dict:
+    """``AutoencoderKLWan`` constructor arguments read off an original Wan VAE state dict's shapes.
+
+    base_dim from ``encoder.conv1.weight`` [dim,3,3,3,3]; z_dim from ``conv1.weight`` [2z,2z,1,1,1];
+    dim_mult / num_res_blocks / temperal_downsample from the ``encoder.downsamples.N`` sequence
+    (residual blocks, then a resample per stage, with ``time_conv`` when it also downsamples time).
+    """
+    if "encoder.conv1.weight" not in state_dict or "conv1.weight" not in state_dict:
+        raise ValueError(
+            "not an original Wan VAE state dict (missing encoder.conv1.weight / conv1.weight); "
+            f"first keys: {list(state_dict)[:5]}"
+        )
+    base_dim = int(state_dict["encoder.conv1.weight"].shape[0])
+    z_dim = int(state_dict["conv1.weight"].shape[0]) // 2
+    blocks: dict[int, set[str]] = {}
+    for key in state_dict:
+        m = _DOWN.match(key)
+        if m:
+            blocks.setdefault(int(m.group(1)), set()).add(key[m.end():])
+    stages: list[list[int]] = [[]]  # output channels of each residual block, per stage
+    temporal: list[bool] = []
+    for idx in sorted(blocks):
+        names = blocks[idx]
+        if "residual.6.weight" in names:
+            stages[-1].append(int(state_dict[f"encoder.downsamples.{idx}.residual.6.weight"].shape[0]))
+        elif "resample.1.weight" in names:
+            temporal.append("time_conv.weight" in names)
+            stages.append([])
+        else:
+            raise ValueError(
+                f"unsupported Wan VAE layout: encoder.downsamples.{idx} holds {sorted(names)} "
+                "(attention inside the down blocks is not supported)"
+            )
+    counts = {len(s) for s in stages}
+    if len(counts) != 1 or 0 in counts:
+        raise ValueError(f"inconsistent residual blocks per stage in the Wan VAE checkpoint: {[len(s) for s in stages]}")
+    dim_mult = []
+    for stage in stages:
+        if stage[-1] % base_dim:
+            raise ValueError(f"stage width {stage[-1]} is not a multiple of base_dim {base_dim}")
+        dim_mult.append(stage[-1] // base_dim)
+    num_res_blocks = counts.pop()
+    if num_res_blocks != 2:
+        # diffusers' converter hard-codes the decoder numbering of num_res_blocks=2.
+        raise ValueError(f"only num_res_blocks=2 Wan VAEs convert (checkpoint has {num_res_blocks})")
+    return {
+        "base_dim": base_dim,
+        "z_dim": z_dim,
+        "dim_mult": dim_mult,
+        "num_res_blocks": num_res_blocks,
+        "attn_scales": [],
+        "temperal_downsample": temporal,
+        "dropout": 0.0,
+        "latents_mean": list(WAN21_LATENTS_MEAN),
+        "latents_std": list(WAN21_LATENTS_STD),
+    }
+
+
+def _load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    return sd
+
+
+def _from_original(path: str | Path):
+    from diffusers import AutoencoderKLWan
+    from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+
+    original = _load_state_dict(path)
+    config = vae_config_from_original(original)
+    converted = convert_wan_vae_to_diffusers(original)
+    with torch.device("meta"):
+        model = AutoencoderKLWan(**config)
+    converted = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in converted.items()}
+    model.load_state_dict(converted, strict=True, assign=True)
+    meta = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if meta:
+        raise RuntimeError(f"VAE tensors left uninitialised after loading {path}: {meta[:5]}")
+    log.info("loaded original Wan VAE %s (base_dim=%d, z_dim=%d)", path, config["base_dim"], config["z_dim"])
+    return model
+
+
+def _from_diffusers(location: str, subfolder: str | None):
+    from diffusers import AutoencoderKLWan
+
+    model = AutoencoderKLWan.from_pretrained(location, subfolder=subfolder, torch_dtype=torch.float32)
+    log.info("loaded diffusers Wan VAE %s%s", location, f" ({subfolder})" if subfolder else "")
+    return model
+
+
+def _load_model(ckpt: VaeCheckpoint):
+    if ckpt.kind == "original":
+        return _from_original(ckpt.location)
+    if ckpt.kind == "diffusers":
+        return _from_diffusers(ckpt.location, ckpt.subfolder)
+    # Hub id: an original Wan release holds Wan2.1_VAE.pth; otherwise expect a diffusers repo.
+    if not ckpt.location.lower().endswith("-diffusers"):
+        local = hub_download(ckpt.location, VAE_ORIGINAL_FILE)
+        if local is not None:
+            return _from_original(local)
+    return _from_diffusers(ckpt.location, VAE_SUBFOLDER)
+
+
+@dataclass(eq=False)
+class WanVAE:
+    """A loaded Wan2.1 VAE that encodes clips to normalised latents (implements ``VideoEncoder``)."""
+
+    model: torch.nn.Module
+    identifier: str
+    _mean: torch.Tensor = field(repr=False)
+    _inv_std: torch.Tensor = field(repr=False)
+
+    @classmethod
+    def load(
+        cls,
+        source: str | Path,
+        *,
+        dtype: torch.dtype | str = torch.float32,
+        device: str | torch.device = "cpu",
+        tiling: bool = False,
+    ) -> WanVAE:
+        """Load from a Wan release dir, a ``.pth`` file, a diffusers dir or a hub id (see ``layouts``)."""
+        ckpt = find_vae(source)
+        model = _load_model(ckpt)
+        model.eval().requires_grad_(False)
+        target = resolve_dtype(dtype)
+        if target != torch.float32:
+            model.to(dtype=target)
+        model.to(device=torch.device(device))
+        if tiling:
+            model.enable_tiling()
+        mean = torch.tensor(model.config.latents_mean, dtype=torch.float32)
+        std = torch.tensor(model.config.latents_std, dtype=torch.float32)
+        if mean.numel() != model.config.z_dim or std.numel() != model.config.z_dim:
+            raise ValueError(f"latents_mean/std have {mean.numel()}/{std.numel()} values for z_dim {model.config.z_dim}")
+        # As the original: multiply by 1/std computed in float32 (dividing by std differs by ~5e-7).
+        inv_std = 1.0 / std
+        dev = torch.device(device)
+        return cls(
+            model=model,
+            identifier=f"wan2.1-vae:{source}",
+            _mean=mean.view(1, -1, 1, 1, 1).to(dev),
+            _inv_std=inv_std.view(1, -1, 1, 1, 1).to(dev),
+        )
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def z_dim(self) -> int:
+        return int(self.model.config.z_dim)
+
+    @torch.inference_mode()
+    def encode(self, videos: torch.Tensor) -> torch.Tensor:
+        """[B,3,T,H,W] in [-1,1] -> float32 [B,z,1+(T-1)//4,H/8,W/8] on the CPU, ``(mu - mean) * (1/std)``.
+
+        Clips are encoded one at a time: the VAE's causal cache works per call anyway, and it
+        guarantees a clip's latent does not depend on what else is in the batch.
+        """
+        if videos.dim() != 5 or videos.shape[1] != 3:
+            raise ValueError(f"expected videos [B,3,T,H,W], got {tuple(videos.shape)}")
+        device = self.device
+        if device.type == "cuda" and videos.device.type == "cpu" and not videos.is_pinned():
+            videos = videos.pin_memory()
+        out = []
+        for clip in videos.split(1):
+            x = clip.to(device=device, non_blocking=True).to(self.dtype)
+            mu = self.model.encode(x).latent_dist.mean
+            latent = (mu.float() - self._mean) * self._inv_std
+            out.append(latent.to("cpu", torch.float32))
+        return torch.cat(out)

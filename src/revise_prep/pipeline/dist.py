@@ -1,0 +1,52 @@
+"""Which share of the samples this process owns, from torchrun or SLURM variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping, Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RankInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, items: Sequence[T]) -> list[T]:
+        """This rank's disjoint share: every ``world_size``-th item starting at ``rank``."""
+        return list(items[self.rank::self.world_size])
+
+
+def rank_info(env: Mapping[str, str] | None = None) -> RankInfo:
+    """Read RANK/WORLD_SIZE/LOCAL_RANK (torchrun) or SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID (srun)."""
+    env = os.environ if env is None else env
+    if "WORLD_SIZE" in env:
+        rank, world = int(env.get("RANK", 0)), int(env["WORLD_SIZE"])
+        local = int(env.get("LOCAL_RANK", rank))
+    elif "SLURM_NTASKS" in env and "SLURM_PROCID" in env:
+        rank, world = int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"])
+        local = int(env.get("SLURM_LOCALID", 0))
+    else:
+        return RankInfo()
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} outside world size {world}")
+    return RankInfo(rank, world, local)
+
+
+def resolve_device(name: str | None, info: RankInfo) -> str:
+    """``auto``/``cuda`` -> this process's local GPU when CUDA is available; ``auto`` falls back to CPU."""
+    import torch
+
+    name = name or "auto"
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        return f"cuda:{info.local_rank % max(torch.cuda.device_count(), 1)}"
+    return name

@@ -1,0 +1,180 @@
+"""The loop every step shares: shard, resume, decode in DataLoader workers, encode, write in the background.
+
+A step (see :class:`Stage`) says how to decode one work item (in a worker process) and how to
+encode what was decoded (in the main process, on the GPU); this module does the rest the same way
+for every step: exactly-once bookkeeping, failures that never stop the run, reports and rank merge.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from revise_prep.errors import ENCODE_ERROR, WRITE_ERROR, SampleError
+from revise_prep.pipeline import resume
+from revise_prep.pipeline.dist import RankInfo
+from revise_prep.pipeline.merge import try_merge, write_part
+from revise_prep.pipeline.writer import RecordWriter
+from revise_prep.records.atomic import clean_temporaries
+from revise_prep.records.reports import Outcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkItem:
+    """One sample to produce: its input index, record name and path, and the step's own payload."""
+
+    index: int
+    name: str | None
+    path: Path | None
+    payload: Any = None
+    failure: Outcome | None = None  # set when the item is already known to fail (duplicate, malformed)
+    notes: dict[str, Any] = field(default_factory=dict)  # e.g. renamed_from, kept in meta and reports
+
+
+@dataclass
+class Decoded:
+    """What a worker hands to the encoder: the payload it decoded, or the reason it could not."""
+
+    item: WorkItem
+    data: Any = None
+    error: SampleError | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Stage(Protocol):
+    step: str  # "vae" | "ar" | "run": the meta tag resume checks
+    list_name: str
+
+    def signature(self) -> dict[str, Any]: ...
+
+    def decode(self, item: WorkItem) -> Decoded: ...
+
+    def encode(self, decoded: Decoded) -> dict[str, Any]: ...
+
+
+class _DecodeDataset(Dataset):
+    """Runs ``stage.decode`` in DataLoader workers; anything it raises becomes the sample's failure."""
+
+    def __init__(self, decode, items: list[WorkItem]) -> None:
+        self.decode = decode
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Decoded:
+        item = self.items[i]
+        try:
+            return self.decode(item)
+        except SampleError as err:
+            return Decoded(item, error=err)
+        except Exception as err:  # noqa: BLE001 - one bad video must never stop the run
+            return Decoded(item, error=SampleError("decode_error", f"{type(err).__name__}: {err}"))
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # workers decode; the main process owns the cores for encoding
+
+
+def _identity(x):
+    return x
+
+
+def _failure(item: WorkItem, err: SampleError, payload_paths: dict[str, str | None]) -> Outcome:
+    return Outcome(index=item.index, name=item.name, status="skipped" if err.skip else "failed",
+                   reason=err.reason, message=err.message, **payload_paths)
+
+
+def run_stage(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *, num_workers: int = 2,
+              progress: bool = True, keep_mismatched: bool = False,
+              describe=lambda item: {}) -> dict[str, Any] | None:
+    """Process this rank's share of ``items`` into ``out``; returns the merged summary (or None while
+    other ranks are still running). ``describe(item)`` gives the source/target paths for reports."""
+    out.mkdir(parents=True, exist_ok=True)
+    if rank.is_main:
+        removed = clean_temporaries(out)
+        if removed:
+            log.info("removed %d temporary file(s) left by an interrupted run", removed)
+    signature = stage.signature()
+    outcomes: list[Outcome] = []
+    lock = threading.Lock()
+    todo: list[WorkItem] = []
+    mismatched = 0
+    for item in rank.shard(items):
+        if item.failure is not None:
+            outcomes.append(item.failure)
+            continue
+        state, detail = resume.check_record(item.path, stage.step, signature)
+        if state == resume.VALID or (state == resume.MISMATCHED and keep_mismatched):
+            outcomes.append(Outcome(index=item.index, name=item.name, status="resumed", path=str(item.path),
+                                    **describe(item)))
+            continue
+        if state == resume.MISMATCHED:
+            mismatched += 1
+            log.warning("%s: redoing: %s", item.path, detail)
+        elif state == resume.INVALID:
+            log.warning("%s: redoing: %s", item.path, detail)
+        todo.append(item)
+    if mismatched:
+        log.warning("%d existing record(s) were made with other settings and are redone "
+                    "(--keep-mismatched keeps them)", mismatched)
+    log.info("rank %d/%d: %d sample(s), %d to do, %d already done", rank.rank, rank.world_size,
+             len(rank.shard(items)), len(todo), sum(o.status == "resumed" for o in outcomes))
+
+    def on_written(item: WorkItem, path: Path, error: BaseException | None) -> None:
+        with lock:
+            if error is None:
+                outcomes.append(Outcome(index=item.index, name=item.name, status="done", path=str(path),
+                                        **describe(item)))
+            else:
+                outcomes.append(Outcome(index=item.index, name=item.name, status="failed", reason=WRITE_ERROR,
+                                        message=f"cannot write {path}: {error}", **describe(item)))
+
+    loader = DataLoader(_DecodeDataset(stage.decode, todo), batch_size=None, shuffle=False,
+                        num_workers=num_workers, collate_fn=_identity, worker_init_fn=_worker_init,
+                        prefetch_factor=2 if num_workers > 0 else None, persistent_workers=False)
+    writer = RecordWriter(on_written)
+    start = time.perf_counter()
+    bar = tqdm(total=len(todo), unit="sample", disable=not (progress and rank.is_main), dynamic_ncols=True,
+               desc=f"{stage.step}")
+    try:
+        for decoded in loader:
+            item = decoded.item
+            if decoded.error is not None:
+                with lock:
+                    outcomes.append(_failure(item, decoded.error, describe(item)))
+                log.warning("%s: %s: %s", item.name or item.index, decoded.error.reason, decoded.error.message)
+            else:
+                try:
+                    record = stage.encode(decoded)
+                except SampleError as err:
+                    with lock:
+                        outcomes.append(_failure(item, err, describe(item)))
+                except Exception as err:  # noqa: BLE001 - record it, keep going
+                    log.error("%s: encoding failed:\n%s", item.name, traceback.format_exc())
+                    with lock:
+                        outcomes.append(_failure(item, SampleError(ENCODE_ERROR, f"{type(err).__name__}: {err}"),
+                                                 describe(item)))
+                else:
+                    writer.put(item, item.path, record)
+            bar.update(1)
+    finally:
+        bar.close()
+        writer.close()
+    seconds = time.perf_counter() - start
+    done = sum(o.status == "done" for o in outcomes)
+    log.info("rank %d: %d record(s) written in %.1f s (%.3f samples/s)", rank.rank, done, seconds,
+             done / seconds if seconds > 0 else 0.0)
+    write_part(out, rank.rank, rank.world_size, outcomes, {"seconds": seconds, "done": done})
+    return try_merge(out, rank.world_size, stage.list_name, {"step": stage.step})

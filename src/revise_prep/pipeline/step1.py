@@ -1,0 +1,163 @@
+"""Step 1: frames -> Wan2.1 VAE latents, instruction -> umT5 embedding; one record per sample."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from revise_prep.errors import SHORT_PROMPT, InputError, SampleError
+from revise_prep.inputs import Sample, parse_entries
+from revise_prep.models.text import passes_prompt_filter
+from revise_prep.pipeline.dist import RankInfo, rank_info, resolve_device
+from revise_prep.pipeline.merge import write_json
+from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
+from revise_prep.records.naming import DUPLICATE_SAMPLE, plan_names
+from revise_prep.records.reports import Outcome
+from revise_prep.records.schema import step1_record
+from revise_prep.settings import FrameSettings, ModelSettings, RunSettings
+from revise_prep.video import Clip, read_clip
+
+log = logging.getLogger(__name__)
+
+LIST_NAME = "vae_features.txt"
+
+
+def clip_meta(clip: Clip, path_as_given: str) -> dict[str, Any]:
+    """What the record remembers about one video: where it came from and which frames were taken."""
+    info = clip.info
+    return {"path": path_as_given, "width": info.width, "height": info.height, "fps": info.fps,
+            "num_frames": info.num_frames, "count_method": info.count_method, "rotation": info.rotation,
+            "requested_interval": clip.requested_interval, "interval": clip.interval,
+            "indices": list(clip.indices)}
+
+
+def describe(item: WorkItem) -> dict[str, str | None]:
+    sample: Sample = item.payload
+    if sample is None:
+        return {}
+    return {"source": sample.source, "target": sample.target, "extra": dict(item.notes)}
+
+
+def plan_items(samples: list[Sample], problems, out: Path) -> list[WorkItem]:
+    """One work item per input entry, in input order; duplicates and malformed entries pre-failed."""
+    plan = plan_names(samples)
+    items = []
+    for sample in samples:
+        if sample.index in plan.duplicates:
+            first = plan.duplicates[sample.index]
+            failure = Outcome(index=sample.index, name=None, status="skipped", reason=DUPLICATE_SAMPLE,
+                              message=f"{sample.label}: same source, target and instruction as sample #{first}",
+                              source=sample.source, target=sample.target)
+            items.append(WorkItem(sample.index, None, None, sample, failure))
+            continue
+        name = plan.names[sample.index]
+        notes = {}
+        if sample.index in plan.renamed:
+            log.warning("%s: output name %r is taken by an earlier sample; writing %s.pkl",
+                        sample.label, plan.renamed[sample.index], name)
+            notes = {"renamed_from": plan.renamed[sample.index]}
+        items.append(WorkItem(sample.index, name, out / f"{name}.pkl", sample, notes=notes))
+    for p in problems:
+        items.append(WorkItem(p.index, None, None, None, Outcome(index=p.index, name=None, status="failed",
+                                                                 reason=p.reason, message=str(p))))
+    return sorted(items, key=lambda it: it.index)
+
+
+@dataclass
+class Step1Stage:
+    """Decodes both videos of a pair in a worker; encodes them with the VAE and the prompt with umT5."""
+
+    frames: FrameSettings
+    vae: Any = None
+    t5: Any = None
+    min_prompt_len: int = 10
+    decoder_threads: int = 0
+    step: str = "vae"
+    list_name: str = LIST_NAME
+
+    def signature(self) -> dict[str, Any]:
+        return {**asdict(self.frames), "vae": self.vae.identifier, "t5": self.t5.identifier,
+                "vae_dtype": str(self.vae.dtype).removeprefix("torch."),
+                "t5_dtype": str(self.t5.dtype).removeprefix("torch."), "text_len": self.t5.text_len,
+                "min_prompt_len": self.min_prompt_len}
+
+    def __getstate__(self):  # workers only decode: never ship the models to them
+        state = dict(self.__dict__)
+        state["vae"] = state["t5"] = None
+        return state
+
+    def decode(self, item: WorkItem) -> Decoded:
+        sample: Sample = item.payload
+        if not passes_prompt_filter(sample.prompt, self.min_prompt_len):
+            raise SampleError(SHORT_PROMPT, f"{sample.label}: instruction {sample.prompt!r} is empty or at most "
+                                            f"{self.min_prompt_len} characters", skip=True)
+        clips = {"source": self._read(sample, "source", sample.source_file)}
+        if not sample.is_caption:
+            clips["target"] = self._read(sample, "target", sample.target_file)
+        return Decoded(item, clips)
+
+    def _read(self, sample: Sample, role: str, path: Path) -> Clip:
+        try:
+            return read_clip(path, self.frames, threads=self.decoder_threads)
+        except SampleError as err:
+            raise type(err)(err.reason, f"{sample.label}: {role} video: {err.message}", skip=err.skip) from None
+
+    def encode(self, decoded: Decoded) -> dict[str, Any]:
+        sample: Sample = decoded.item.payload
+        clips: dict[str, Clip] = decoded.data
+        videos = [c.frames for c in clips.values()]
+        if len({tuple(v.shape) for v in videos}) == 1:
+            latents = list(self.vae.encode(torch.stack([v.permute(1, 0, 2, 3) for v in videos])))
+        else:
+            latents = [self.vae.encode(v.permute(1, 0, 2, 3)[None])[0] for v in videos]
+        text_emb = self.t5.encode([sample.prompt])[0]
+        meta = {"name": decoded.item.name, "sample_index": sample.index, "sample_type": sample.sample_type,
+                "kind": sample.kind, "settings": self.signature(), **decoded.item.notes,
+                "videos": {role: clip_meta(c, getattr(sample, role)) for role, c in clips.items()}}
+        return step1_record(latent=latents[0], latent_tgt=latents[1] if len(latents) > 1 else None,
+                            prompt=sample.prompt, text_emb=text_emb, video_path=sample.source,
+                            frame_num=self.frames.frame_num, meta=meta)
+
+
+def load_step1_models(models: ModelSettings, rank: RankInfo):
+    """Load the VAE and the text encoder once, on this rank's device(s)."""
+    from revise_prep.models.umt5 import UMT5TextEncoder
+    from revise_prep.models.wan_vae import WanVAE
+
+    device = resolve_device(models.device, rank)
+    t5_device = resolve_device(models.t5_device, rank) if models.t5_device else device
+    vae_source = models.vae_path or models.ckpt_dir
+    t5_source = models.t5_path or models.ckpt_dir
+    if vae_source is None or t5_source is None:
+        raise InputError("no checkpoint given: pass --ckpt-dir (or --vae-path and --t5-path)")
+    log.info("loading VAE from %s (%s, %s)", vae_source, models.vae_dtype, device)
+    vae = WanVAE.load(vae_source, dtype=models.vae_dtype, device=device, tiling=models.vae_tiling)
+    log.info("loading umT5 from %s (%s, %s)", t5_source, models.t5_dtype, t5_device)
+    t5 = UMT5TextEncoder.load(t5_source, dtype=models.t5_dtype, device=t5_device, text_len=models.text_len,
+                              tokenizer=models.tokenizer_path)
+    return vae, t5
+
+
+def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *, rank: RankInfo | None = None,
+              loaded=None, keep_mismatched: bool = False) -> dict[str, Any] | None:
+    """Run step 1 for this process's share; returns the merged summary when this rank finished last."""
+    rank = rank or rank_info()
+    out = Path(run.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    samples, problems = parse_entries(run.input, run.video_root)
+    if problems and not run.skip_bad_entries:
+        shown = "\n  ".join(str(p) for p in problems[:20])
+        raise InputError(f"{len(problems)} malformed entr{'y' if len(problems) == 1 else 'ies'} "
+                         f"(--skip-bad-entries records them as failures and goes on):\n  {shown}")
+    vae, t5 = loaded or load_step1_models(models, rank)
+    stage = Step1Stage(frames, vae, t5, min_prompt_len=run.min_prompt_len)
+    if rank.is_main:
+        write_json(out / "config.json", {"step": "vae", "run": asdict(run), "frames": asdict(frames),
+                                         "models": asdict(models), "world_size": rank.world_size})
+    items = plan_items(samples, problems, out)
+    return run_stage(stage, items, out, rank, num_workers=run.num_workers, progress=run.progress,
+                     keep_mismatched=keep_mismatched, describe=describe)

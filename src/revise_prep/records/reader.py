@@ -1,0 +1,39 @@
+"""Training-side view of a prepared dataset: read a list file as the ReViSE training dataset does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from revise_prep.records.reports import read_list
+from revise_prep.records.safe_pickle import safe_load
+
+
+def as_training_sample(record: dict[str, Any]) -> dict[str, Any]:
+    """Apply the training dataset's key handling: ``t5_emb`` -> ``text_emb``, a one-element list unwrapped."""
+    sample = dict(record)
+    if "t5_emb" in sample:
+        sample["text_emb"] = sample.pop("t5_emb")
+    emb = sample.get("text_emb")
+    if isinstance(emb, list) and len(emb) == 1:
+        sample["text_emb"] = emb[0]
+    return sample
+
+
+def load_record(path: str | Path) -> dict[str, Any]:
+    """Load one record safely (restricted unpickler); raises ValueError if it is not a dict."""
+    record = safe_load(path)
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: not a record (a {type(record).__name__}, expected a dict)")
+    return record
+
+
+def iter_dataset(list_file: str | Path) -> Iterator[dict[str, Any]]:
+    """Yield every record of a list file as training sees it (relative paths resolve against the list's folder)."""
+    list_file = Path(list_file)
+    for line in read_list(list_file):
+        path = Path(line)
+        if not path.is_absolute() and not path.exists():
+            path = list_file.parent / path
+        yield as_training_sample(load_record(path))

@@ -1,0 +1,202 @@
+"""Open a video and learn its size, rate and frame count without decoding it (SPEC §Step 1.1).
+
+The original counts frames by decoding the whole file. We read the count from the container index
+when the index is trustworthy, else count packets by demuxing only, and decode only for files whose
+data is cut short (there the number of *decodable* frames, which drives the interval, needs a decoder).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import av
+
+from revise_prep.errors import CANNOT_OPEN, EMPTY_FILE, MISSING_FILE, NO_VIDEO_STREAM, VideoError
+
+__all__ = ["VideoInfo", "probe_video", "count_frames_decode", "open_video", "CountMethod"]
+
+log = logging.getLogger(__name__)
+
+CountMethod = Literal["metadata", "packets", "decode"]
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What we know about a video before decoding it.
+
+    ``width``/``height`` are the coded size as the container/codec reports it (what the original's
+    orientation test uses); ``rotation`` is the display-matrix angle (degrees counter-clockwise, as
+    FFmpeg reports it; 0 when absent or not read). ``count_method`` says how ``num_frames`` was found.
+    """
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    num_frames: int
+    count_method: CountMethod
+    rotation: int
+    codec: str
+    duration_s: float | None
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(height, width) after applying the rotation (what a player shows)."""
+        if self.rotation % 180:
+            return self.width, self.height
+        return self.height, self.width
+
+
+def _check_file(path: Path) -> int:
+    """Size of ``path`` in bytes; VideoError(missing_file / empty_file) when unusable."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise VideoError(MISSING_FILE, f"video file not found: {path}") from None
+    except OSError as exc:
+        raise VideoError(CANNOT_OPEN, f"cannot open video {path}: {exc}") from exc
+    if not path.is_file():
+        raise VideoError(CANNOT_OPEN, f"cannot open video {path}: not a regular file")
+    if size == 0:
+        raise VideoError(EMPTY_FILE, f"video file is empty (0 bytes): {path}")
+    return size
+
+
+def open_video(path: str | os.PathLike[str]) -> tuple[av.container.InputContainer, av.video.stream.VideoStream, int]:
+    """Open ``path`` with PyAV; return (container, first video stream, file size). Caller closes."""
+    p = Path(path)
+    size = _check_file(p)
+    try:
+        container = av.open(str(p), mode="r")
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise VideoError(CANNOT_OPEN, f"cannot open video {p}: {type(exc).__name__}: {exc}") from exc
+    if not container.streams.video:
+        container.close()
+        raise VideoError(NO_VIDEO_STREAM, f"no video stream in {p}")
+    return container, container.streams.video[0], size
+
+
+def _index_is_complete(stream: av.video.stream.VideoStream, file_size: int) -> bool:
+    """True when the demuxer's index lists exactly ``stream.frames`` samples, all inside the file.
+
+    A file cut after a front index (MP4 "faststart") still promises every sample; their byte ranges
+    then run past the end of the file, which this detects without reading the data.
+    """
+    if not stream.frames or stream.frames <= 0:
+        return False
+    entries = stream.index_entries
+    n = len(entries)
+    if n != stream.frames:
+        return False
+    end = 0
+    for e in entries:
+        if e.is_discard or e.size <= 0:
+            return False  # frames the decoder drops (edit lists) or odd entries: let packets decide
+        end = max(end, e.pos + e.size)
+    return end <= file_size
+
+
+def _count_packets(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                   file_size: int) -> int | None:
+    """Count the stream's frames by demuxing only; None when a packet is cut short (needs a decode)."""
+    n = 0
+    try:
+        for packet in container.demux(stream):
+            if packet.size <= 0:
+                continue  # flush packet
+            if packet.is_corrupt or (packet.pos is not None and packet.pos >= 0 and packet.pos + packet.size > file_size):
+                return None
+            if packet.is_discard:
+                continue
+            n += 1
+    except av.error.FFmpegError:
+        return None
+    return n
+
+
+def _decode_count(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
+    """Frames that decode before the end or the first decoder error (the original's count)."""
+    n = 0
+    try:
+        for _ in container.decode(stream):
+            n += 1
+    except av.error.InvalidDataError:
+        pass  # PyAV raises after the last good frame of a cut file; OpenCV stops quietly there
+    return n
+
+
+def _first_frame_rotation(path: Path) -> int:
+    """Display-matrix rotation of the first decoded frame (PyAV exposes it on frames, not streams)."""
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(container.streams.video[0]):
+                return int(round(frame.rotation or 0))
+    except av.error.FFmpegError:
+        return 0
+    return 0
+
+
+def probe_video(path: str | os.PathLike[str], *, method: Literal["auto", "metadata", "packets", "decode"] = "auto",
+                read_rotation: bool = True) -> VideoInfo:
+    """Describe the video at ``path``; frame count by the cheapest method that equals a full decode.
+
+    ``method="auto"``: index metadata when complete (:func:`_index_is_complete`), else demux-only packet
+    count, else (a packet cut short) a decode count. ``"packets"`` skips the metadata step (still falls
+    back to decoding for a cut file); ``"metadata"`` trusts ``stream.frames`` blindly (tests only);
+    ``"decode"`` always decodes. ``read_rotation`` decodes the first frame to read its display matrix.
+    Raises VideoError: missing_file, empty_file, cannot_open, no_video_stream.
+    """
+    p = Path(path)
+    container, stream, file_size = open_video(p)
+    try:
+        count: int | None = None
+        used: CountMethod
+        if method == "metadata":
+            count, used = int(stream.frames or 0), "metadata"
+        elif method == "auto" and _index_is_complete(stream, file_size):
+            count, used = int(stream.frames), "metadata"
+        if count is None and method in ("auto", "packets"):
+            count, used = _count_packets(container, stream, file_size), "packets"
+            if count is None:
+                log.info("%s: data cut short (index promises %s frames); counting by decoding", p, stream.frames)
+                container.seek(0)
+        if count is None:
+            if method not in ("auto", "packets", "decode"):
+                raise ValueError(f"unknown count method {method!r}")
+            count, used = _decode_count(container, stream), "decode"
+        fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        rotation = 0
+        meta_rot = stream.metadata.get("rotate")
+        if meta_rot is not None:
+            try:
+                rotation = int(meta_rot)
+            except ValueError:
+                rotation = 0
+        info = VideoInfo(path=str(path), width=int(stream.width), height=int(stream.height), fps=fps,
+                         num_frames=count, count_method=used, rotation=rotation,
+                         codec=stream.codec_context.name, duration_s=duration)
+    finally:
+        container.close()
+    if read_rotation and not info.rotation:
+        rot = _first_frame_rotation(p)
+        if rot:
+            info = VideoInfo(**{**info.__dict__, "rotation": rot})
+    return info
+
+
+def count_frames_decode(path: str | os.PathLike[str]) -> int:
+    """Number of frames a full decode yields (the original's count); the reference for tests/benchmarks."""
+    container, stream, _ = open_video(path)
+    try:
+        return _decode_count(container, stream)
+    finally:
+        container.close()

@@ -1,0 +1,61 @@
+"""Centre crop to the target aspect ratio, PIL bilinear resize and [-1, 1] normalisation (SPEC §Step 1.5).
+
+Reproduces the original torchvision/PIL transform bit for bit: PIL ``crop`` + ``resize((w, h), BILINEAR)``
+(antialiased), then ``x/255`` and ``(x-0.5)/0.5`` in float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+__all__ = ["crop_box", "frame_to_tensor", "frames_to_tensor"]
+
+
+def crop_box(src_h: int, src_w: int, tgt_h: int, tgt_w: int) -> tuple[int, int, int, int]:
+    """(top, left, crop_h, crop_w) of the centred crop with the target's aspect ratio.
+
+    ``r = tgt_w/tgt_h`` as a float; crop is ``(int(src_w/r), src_w)`` when ``src_w < src_h*r``, else
+    ``(src_h, int(src_h*r))``; offsets use Python's ``round`` (half to even), as the original does.
+    """
+    r = tgt_w / tgt_h
+    if src_w < src_h * r:
+        crop_h, crop_w = int(src_w / r), src_w
+    else:
+        crop_h, crop_w = src_h, int(src_h * r)
+    top = int(round((src_h - crop_h) / 2.0))
+    left = int(round((src_w - crop_w) / 2.0))
+    return top, left, crop_h, crop_w
+
+
+def _resize_u8(frame: np.ndarray, tgt_h: int, tgt_w: int) -> np.ndarray:
+    """Crop + PIL bilinear resize of one HxWx3 uint8 frame; returns tgt_h x tgt_w x 3 uint8."""
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 uint8 frame, got {frame.dtype} {frame.shape}")
+    h, w = frame.shape[:2]
+    top, left, ch, cw = crop_box(h, w, tgt_h, tgt_w)
+    img = Image.fromarray(frame)
+    img = img.crop((left, top, left + cw, top + ch)).resize((tgt_w, tgt_h), Image.BILINEAR)
+    return np.array(img)  # writable copy (torch.from_numpy needs one)
+
+
+def _normalise(u8: np.ndarray) -> torch.Tensor:
+    """uint8 [..., H, W, 3] -> float32 [..., 3, H, W] in [-1, 1], same float32 ops as ToTensor+Normalize."""
+    x = torch.from_numpy(np.ascontiguousarray(u8)).to(torch.float32).div_(255.0)
+    x = x.sub_(0.5).div_(0.5)
+    return x.movedim(-1, -3).contiguous()
+
+
+def frame_to_tensor(frame: np.ndarray, tgt_h: int, tgt_w: int) -> torch.Tensor:
+    """One RGB uint8 HxWx3 frame -> float32 [3, tgt_h, tgt_w] in [-1, 1] (use as frames arrive)."""
+    return _normalise(_resize_u8(frame, tgt_h, tgt_w))
+
+
+def frames_to_tensor(frames: Sequence[np.ndarray], tgt_h: int, tgt_w: int) -> torch.Tensor:
+    """RGB uint8 HxWx3 frames -> float32 [T, 3, tgt_h, tgt_w] in [-1, 1]."""
+    if len(frames) == 0:
+        return torch.empty((0, 3, tgt_h, tgt_w), dtype=torch.float32)
+    return _normalise(np.stack([_resize_u8(f, tgt_h, tgt_w) for f in frames]))

@@ -1,0 +1,92 @@
+"""WanVAE (diffusers AutoencoderKLWan) against the original Wan VAE's golden latents."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from revise_prep.models.base import VideoEncoder
+from revise_prep.models.wan_vae import WanVAE
+
+log = logging.getLogger(__name__)
+TOL = 1e-5  # README §5: recommended float32 CPU tolerance
+
+
+@pytest.fixture(scope="module")
+def vae_config(reference):
+    return json.loads((reference / "vae" / "config.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def vae(reference):
+    return WanVAE.load(reference / "vae" / "tiny_Wan2.1_VAE.pth")
+
+
+def _case_input(reference, case) -> torch.Tensor:
+    if case["input_kind"] == "frames":
+        frames = load_file(str(reference / case["input"]))["frames"]  # [T,3,H,W]
+        return frames.transpose(0, 1).unsqueeze(0)
+    file, key = case["input"].split(":")
+    return load_file(str(reference / file))[key]
+
+
+def test_architecture_read_from_checkpoint(vae, vae_config):
+    kwargs = vae_config["diffusers_equivalent"]["kwargs"]
+    cfg = vae.model.config
+    for name in ("base_dim", "z_dim", "dim_mult", "num_res_blocks", "attn_scales", "temperal_downsample"):
+        assert (list(cfg[name]) if isinstance(cfg[name], (list, tuple)) else cfg[name]) == kwargs[name], name
+    assert sum(p.numel() for p in vae.model.encoder.parameters()) + sum(
+        p.numel() for p in vae.model.decoder.parameters()
+    ) + sum(p.numel() for n, p in vae.model.named_parameters() if n.startswith(("quant_conv", "post_quant_conv"))) == vae_config[
+        "parameter_count"
+    ]
+
+
+def test_normalisation_constants_are_wans(vae, vae_config):
+    norm = vae_config["latent_normalisation"]
+    assert list(vae.model.config.latents_mean) == norm["mean"]
+    assert list(vae.model.config.latents_std) == norm["std"]
+
+
+def test_protocol_and_identity(vae, reference):
+    assert isinstance(vae, VideoEncoder)
+    assert vae.identifier.startswith("wan2.1-vae:") and "tiny_Wan2.1_VAE.pth" in vae.identifier
+    assert vae.dtype == torch.float32 and vae.device == torch.device("cpu")
+
+
+def test_latents_match_original(vae, vae_config, reference):
+    expected = load_file(str(reference / "vae" / "expected_latents.safetensors"))
+    cases = vae_config["cases"]
+    assert cases
+    rows, worst = [], 0.0
+    for case in cases:
+        x = _case_input(reference, case)
+        assert list(x.shape) == case["input_shape_bcthw"], case["id"]
+        latent = vae.encode(x)
+        assert latent.dtype == torch.float32 and latent.device.type == "cpu"
+        assert list(latent.shape) == [1, *case["latent_shape_cthw"]], case["id"]
+        diff = (latent[0] - expected[case["id"]]).abs()
+        rows.append(f"{case['id']}: max {diff.max().item():.3g} mean {diff.mean().item():.3g}")
+        worst = max(worst, diff.max().item())
+    log.info("VAE latents vs original: %s", "; ".join(rows))
+    assert worst <= TOL, "; ".join(rows)
+
+
+def test_batch_equals_one_at_a_time(vae, vae_config, reference):
+    expected = load_file(str(reference / "vae" / "expected_latents.safetensors"))
+    x = _case_input(reference, vae_config["cases"][0])
+    batch = torch.cat([torch.flip(x, dims=[-1]), x, -x])
+    together = vae.encode(batch)
+    assert together.shape[0] == 3
+    for i in range(3):
+        assert torch.equal(together[i : i + 1], vae.encode(batch[i : i + 1])), i
+    assert (together[1] - expected[vae_config["cases"][0]["id"]]).abs().max().item() <= TOL
+
+
+def test_rejects_wrong_shape(vae):
+    with pytest.raises(ValueError, match=r"\[B,3,T,H,W\]"):
+        vae.encode(torch.zeros(3, 5, 16, 16))

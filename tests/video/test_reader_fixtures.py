@@ -1,0 +1,71 @@
+"""All 29 golden frame cases: same outcome, interval, indices and pixels as the original read_video_frames."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from revise_prep.errors import CANNOT_OPEN, EMPTY_FILE, VideoError
+from revise_prep.settings import FrameSettings
+from revise_prep.video.reader import read_clip
+
+log = logging.getLogger(__name__)
+TOL = 1e-6
+CASE_IDS = [f"p{i:02d}" for i in range(29)]
+
+
+@pytest.fixture(scope="module")
+def cases(reference):
+    data = json.loads((reference / "frames" / "cases.json").read_text())
+    return {c["id"]: c for c in data["cases"]}, data["videos"]
+
+
+def _settings(c) -> FrameSettings:
+    h, w = c["target_size"]
+    return FrameSettings(frame_num=c["frame_num"], interval=c["sampling_rate"], skip=c["skip_num"], height=h, width=w)
+
+
+@pytest.mark.parametrize("case_id", CASE_IDS)
+@pytest.mark.parametrize("threads", [0, 2])
+def test_case(reference, cases, case_id, threads, record_property):
+    by_id, videos = cases
+    c = by_id[case_id]
+    path = reference / c["video"]
+    if c["result"] == "tensor":
+        clip = read_clip(path, _settings(c), threads=threads)
+        expected = load_file(reference / c["file"])[c["key"]]
+        assert clip.frames.dtype == torch.float32
+        assert tuple(clip.frames.shape) == tuple(c["shape"])
+        assert clip.indices == c["frame_indices"]
+        assert clip.interval == c["effective_sampling_rate"]
+        assert clip.requested_interval == c["sampling_rate"]
+        assert clip.info.num_frames == c["total_frames_counted"]
+        diff = (clip.frames - expected).abs()
+        dmax, dmean = float(diff.max()), float(diff.mean())
+        record_property("max_abs_diff", dmax)
+        record_property("mean_abs_diff", dmean)
+        print(f"{case_id} threads={threads} max|d|={dmax:.3g} mean|d|={dmean:.3g}")
+        assert dmax <= TOL, f"{case_id}: max |diff| {dmax}"
+    elif c["result"] == "none":
+        with pytest.raises(VideoError) as err:
+            read_clip(path, _settings(c), threads=threads)
+        assert err.value.reason == c["none_reason"]
+        assert err.value.skip is True
+    else:
+        assert c["result"] == "error"
+        with pytest.raises(VideoError) as err:
+            read_clip(path, _settings(c), threads=threads)
+        expected_reason = EMPTY_FILE if videos[path.name]["bytes"] == 0 else CANNOT_OPEN
+        assert err.value.reason == expected_reason
+        assert err.value.skip is False
+        assert str(path) in str(err.value)
+
+
+def test_case_count_matches_readme(cases):
+    by_id, _ = cases
+    kinds = [c["result"] for c in by_id.values()]
+    assert len(by_id) == 29 and kinds.count("tensor") == 21 and kinds.count("none") == 5 and kinds.count("error") == 3
