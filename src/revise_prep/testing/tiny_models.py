@@ -176,29 +176,59 @@ TOKENIZER_CORPUS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+def _unigram_vocab(corpus: tuple[str, ...], vocab_size: int) -> list[tuple[str, float]]:
+    """Deterministic Unigram pieces with log-probability scores from counts over ``corpus``.
+
+    Every character seen (so only unseen characters map to ``<unk>``), then whole words and
+    frequent word substrings (with and without the leading "▁"), most frequent first.
+    (tokenizers' UnigramTrainer is not deterministic from run to run, hence this.)
+    """
+    import unicodedata
+    from collections import Counter
+
+    words = Counter()
+    for line in corpus:
+        for word in unicodedata.normalize("NFKC", line).split():
+            words["▁" + word] += 1
+    chars, pieces = Counter(), Counter()
+    for word, n in words.items():
+        for ch in word:
+            chars[ch] += n
+        pieces[word] += n
+        for size in range(2, min(len(word), 8) + 1):
+            for start in range(len(word) - size + 1):
+                pieces[word[start : start + size]] += n
+    specials = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    total = sum(chars.values()) + sum(pieces.values())
+    vocab = [(ch, math.log(n / total)) for ch, n in sorted(chars.items(), key=lambda kv: (-kv[1], kv[0]))]
+    budget = max(0, vocab_size - len(specials) - len(vocab))
+    ranked = sorted(
+        ((p, n) for p, n in pieces.items() if n >= 2 and len(p) > 1),
+        key=lambda kv: (-kv[1] * len(kv[0]), kv[0]),
+    )
+    vocab += [(p, math.log(n / total)) for p, n in ranked[:budget]]
+    return specials + vocab
+
+
 def make_tiny_tokenizer(directory: str | Path, *, vocab_size: int = 400) -> Path:
-    """Train a small SentencePiece-style Unigram tokenizer offline and save it for ``AutoTokenizer``.
+    """Build a small SentencePiece-style Unigram tokenizer offline and save it for ``AutoTokenizer``.
 
     Like umT5's: NFKC + collapse of space runs, Metaspace pre-tokenizer, "$A </s>" post-processor,
     ``<pad>``=0, ``</s>``=1, ``<unk>``=2; saved as ``tokenizer.json`` + a ``PreTrainedTokenizerFast``
-    config. Deterministic for a given corpus and ``vocab_size`` (fewer pieces if the corpus is too small).
+    config. Pieces come from the built-in corpus; the result is the same on every run.
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tok = Tokenizer(models.Unigram())
+    tok = Tokenizer(models.Unigram(_unigram_vocab(TOKENIZER_CORPUS, vocab_size), unk_id=2, byte_fallback=False))
     tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>",
-        show_progress=False, shrinking_factor=0.75, max_piece_length=12,
-    )  # fmt: skip
-    tok.train_from_iterator(list(TOKENIZER_CORPUS), trainer=trainer)
+    tok.add_special_tokens(["<pad>", "</s>", "<unk>"])
     tok.post_processor = processors.TemplateProcessing(
-        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", tok.token_to_id("</s>"))]
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
     )
     for token, expected in (("<pad>", 0), ("</s>", 1), ("<unk>", 2)):
         if tok.token_to_id(token) != expected:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import av
@@ -29,7 +29,7 @@ from .probe import VideoInfo, open_video, probe_video
 from .selection import effective_interval, frame_indices, frames_needed, orientation_mismatch
 from .transform import frame_to_tensor
 
-__all__ = ["Clip", "read_clip", "read_frames_rgb", "iter_frames_rgb"]
+__all__ = ["Clip", "DecodeStats", "read_clip", "read_frames_rgb", "iter_frames_rgb"]
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,17 @@ def _rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k=k)) if k else rgb
 
 
+@dataclass
+class DecodeStats:
+    """Filled in by :func:`iter_frames_rgb`: frames decoded so far and the first frame's rotation."""
+
+    decoded: int = 0
+    rotation: int | None = None
+    ended_early: bool = False  # the stream ended (or the decoder gave up) before the last wanted frame
+
+
 def iter_frames_rgb(path: str | os.PathLike[str], indices: Sequence[int], *, threads: int = 0,
-                    auto_rotate: bool = False, on_rotation: Callable[[int], None] | None = None,
+                    auto_rotate: bool = False, stats: DecodeStats | None = None,
                     ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(index, HxWx3 uint8 RGB)`` for each wanted decode-order index, in increasing order.
 
@@ -76,25 +85,25 @@ def iter_frames_rgb(path: str | os.PathLike[str], indices: Sequence[int], *, thr
         raise ValueError(f"frame indices must be >= 0 (got {wanted[0]})")
     want = set(wanted)
     last = wanted[-1]
+    stats = stats if stats is not None else DecodeStats()
     container, stream, _ = open_video(path)
     try:
         _configure_threads(stream, threads)
-        n = 0
-        rotation_seen = False
         frames = container.decode(stream)
         while True:
             try:
                 frame = next(frames)
             except StopIteration:
+                stats.ended_early = True
                 break
             except av.error.InvalidDataError as exc:
-                log.debug("%s: decoder stopped after %d frames: %s", path, n, exc)
+                log.debug("%s: decoder stopped after %d frames: %s", path, stats.decoded, exc)
+                stats.ended_early = True
                 break
-            if not rotation_seen:
-                rotation_seen = True
-                if on_rotation is not None:
-                    on_rotation(int(round(frame.rotation or 0)))
-            idx, n = n, n + 1
+            if stats.rotation is None:
+                stats.rotation = int(round(frame.rotation or 0))
+            idx = stats.decoded
+            stats.decoded += 1
             if idx in want:
                 rgb = frame.to_ndarray(format="rgb24")
                 if auto_rotate and frame.rotation:
@@ -112,11 +121,12 @@ def read_frames_rgb(path: str | os.PathLike[str], indices: Sequence[int], *, thr
 
     Raises VideoError(decode_error) when the video ends before the largest index.
     """
-    got = dict(iter_frames_rgb(path, indices, threads=threads, auto_rotate=auto_rotate))
+    stats = DecodeStats()
+    got = dict(iter_frames_rgb(path, indices, threads=threads, auto_rotate=auto_rotate, stats=stats))
     missing = [i for i in indices if i not in got]
     if missing:
-        raise VideoError(DECODE_ERROR, f"{path}: only {len(got)} of the wanted frames decoded "
-                                       f"(first missing index {missing[0]})")
+        raise VideoError(DECODE_ERROR, f"{path}: the video ended after {stats.decoded} decoded frames; "
+                                       f"frame {missing[0]} was wanted")
     return [got[i] for i in indices]
 
 
@@ -146,17 +156,17 @@ def read_clip(path: str | os.PathLike[str], settings: FrameSettings, *, threads:
                          f"{settings.width}x{settings.height}: orientation differs", skip=True)
     indices = frame_indices(settings.frame_num, rate, settings.skip)
     out = torch.empty((len(indices), 3, settings.height, settings.width), dtype=torch.float32)
-    rotation: list[int] = []
+    stats = DecodeStats()
     got = 0
     for k, (idx, rgb) in enumerate(iter_frames_rgb(path, indices, threads=threads, auto_rotate=auto_rotate,
-                                                   on_rotation=rotation.append)):
+                                                   stats=stats)):
         if idx != indices[k]:  # cannot happen with distinct increasing indices; guards the invariant
             raise AssertionError(f"frame {idx} arrived where {indices[k]} was expected")
         out[k] = frame_to_tensor(rgb, settings.height, settings.width)
         got += 1
     if got < len(indices):
-        raise VideoError(DECODE_ERROR, f"{path}: only {got} of {len(indices)} wanted frames decoded "
-                         f"(needed up to frame {indices[-1]}, count said {total} frames)")
-    if rotation and rotation[0] != info.rotation:
-        info = replace(info, rotation=rotation[0])
+        raise VideoError(DECODE_ERROR, f"{path}: only {stats.decoded} frames decoded (got {got} of the "
+                         f"{len(indices)} wanted, up to frame {indices[-1]}; the count said {total})")
+    if stats.rotation is not None and stats.rotation != info.rotation:
+        info = replace(info, rotation=stats.rotation)
     return Clip(frames=out, indices=indices, interval=rate, requested_interval=settings.interval, info=info)

@@ -150,7 +150,8 @@ class VilaARModel:
     @torch.inference_mode()
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Projected image tokens ``[F, T, hidden]``: tower ``hidden_states[select_layer]`` -> projector."""
-        out = self.vision_tower(pixel_values.to(self.device, self.dtype), output_hidden_states=True)
+        pixels = pixel_values.to(self.device, self.dtype).contiguous()  # layout changes the conv kernel's rounding
+        out = self.vision_tower(pixels, output_hidden_states=True)
         feats = out.hidden_states[self.checkpoint.select_layer].to(self.dtype)
         if self.checkpoint.select_feature == "patch":
             feats = feats[:, 1:]

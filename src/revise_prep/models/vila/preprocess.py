@@ -85,4 +85,5 @@ def preprocess_images(
         # SiglipImageProcessor: rescale in float64 then float32; normalise in float32.
         scaled = (pixels.astype(np.float64) * rescale_factor).astype(np.float32)
         arrays.append(((scaled - mean_arr) / std_arr).astype(np.float32).transpose(2, 0, 1))
-    return torch.from_numpy(np.stack(arrays)).to(dtype)
+    # C-contiguous NCHW: a channels-last view would send the conv to another kernel (different fp16 rounding).
+    return torch.from_numpy(np.ascontiguousarray(np.stack(arrays))).to(dtype).contiguous()

@@ -1,0 +1,175 @@
+"""Step 2: the VILA "AR model" over each step-1 record's source video and prompt -> final training records.
+
+Frames are decoded and preprocessed into the vision tower's pixel tensor in DataLoader workers; the
+main process only runs the model. Input records may be ours or the original step 1's (six keys).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from revise_prep.errors import InputError, SampleError
+from revise_prep.models.vila import AR_NUM_FRAMES, load_ar_frames, preprocess_images, read_checkpoint, resolve_task
+from revise_prep.models.vila.prompt import IMAGE_TOKEN_INDEX
+from revise_prep.pipeline.dist import RankInfo, rank_info, resolve_device
+from revise_prep.pipeline.merge import write_json
+from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
+from revise_prep.records.atomic import TMP_PREFIX
+from revise_prep.records.reader import load_record
+from revise_prep.records.reports import read_list
+from revise_prep.records.schema import ar_record, missing_keys
+
+log = logging.getLogger(__name__)
+
+LIST_NAME = "ar_features.txt"
+INVALID_RECORD = "invalid_record"
+
+
+@dataclass(frozen=True)
+class ArSettings:
+    """Step-2 options (see ``revise-prep ar --help``)."""
+
+    data_file: str  # step-1 folder or list file
+    result_folder: str
+    model_path: str
+    video_root: str = "."
+    dtype: str = "float16"
+    device: str = "auto"
+    task: str = "auto"  # auto: vid_edit for edit pairs, vid_gen for caption records
+    on_video_error: str = "fail"  # "black" keeps the original's 8-black-frames behaviour
+    all_frames: bool = True  # encode all 8 sampled frames as the original (False: only those reaching the LLM)
+    num_workers: int = 2
+    progress: bool = True
+
+
+def step1_records(data_file: str | Path) -> list[Path]:
+    """The step-1 records to read: every ``*.pkl`` of a folder (sorted) or the lines of a list file."""
+    path = Path(data_file)
+    if path.is_dir():
+        return sorted(p for p in path.glob("*.pkl") if not p.name.startswith(TMP_PREFIX))
+    if path.is_file():
+        return [Path(line) if Path(line).is_absolute() or Path(line).exists() else path.parent / line
+                for line in read_list(path)]
+    raise InputError(f"--data-file {path}: no such folder or list file")
+
+
+def _resolve(video: str, root: str) -> Path:
+    p = Path(video)
+    return p if p.is_absolute() else Path(root) / p
+
+
+@dataclass
+class ArPayload:
+    record_path: Path
+
+
+class Step2Stage:
+    """Worker: load the step-1 record, decode and preprocess the AR frames. Main: run VILA, build the record."""
+
+    step = "ar"
+    list_name = LIST_NAME
+
+    def __init__(self, settings: ArSettings, model=None) -> None:
+        self.settings = settings
+        self.model = model
+        ckpt = read_checkpoint(settings.model_path) if model is None else model.checkpoint
+        self.image = dict(size=ckpt.image_size, mean=ckpt.image_mean, std=ckpt.image_std,
+                          rescale_factor=ckpt.rescale_factor, aspect_mode=ckpt.image_aspect_ratio)
+        self.model_id = model.identifier if model is not None else str(settings.model_path)
+        self.dtype = getattr(torch, settings.dtype)
+
+    def __getstate__(self):  # never ship the model to the decoding workers
+        state = dict(self.__dict__)
+        state["model"] = None
+        return state
+
+    def signature(self) -> dict[str, Any]:
+        s = self.settings
+        return {"vila": self.model_id, "dtype": s.dtype, "task": s.task, "on_video_error": s.on_video_error,
+                "all_frames": s.all_frames}
+
+    def task_for(self, record: dict[str, Any]) -> str:
+        if self.settings.task != "auto":
+            return resolve_task(self.settings.task).name
+        return "vid_edit" if "latent_feature_tgt" in record else "vid_gen"
+
+    def decode(self, item: WorkItem) -> Decoded:
+        path: Path = item.payload.record_path
+        try:
+            record = load_record(path)
+        except Exception as err:  # noqa: BLE001 - unreadable, truncated or refused
+            raise SampleError(INVALID_RECORD, f"{path}: cannot load step-1 record: {err}") from None
+        lacking = missing_keys(record, "vae")
+        if lacking:
+            raise SampleError(INVALID_RECORD, f"{path}: not a step-1 record (missing {lacking})")
+        task = resolve_task(self.task_for(record))
+        pixels = None
+        if task.media == "video":
+            video = _resolve(record["video_path"], self.settings.video_root)
+            wanted = None if self.settings.all_frames else 1 + record["prompt"].count("<image>")
+            try:
+                images = load_ar_frames(video, AR_NUM_FRAMES, on_error=self.settings.on_video_error,
+                                        only_first=wanted)
+            except SampleError as err:
+                raise type(err)(err.reason, f"{path.name}: source video: {err.message}") from None
+            pixels = preprocess_images(images, dtype=self.dtype, **self.image)
+        elif task.media == "image":
+            from PIL import Image
+
+            with Image.open(_resolve(record["video_path"], self.settings.video_root)) as img:
+                pixels = preprocess_images([img.convert("RGB")], dtype=self.dtype, **self.image)
+        return Decoded(item, {"record": record, "task": task.name, "pixels": pixels})
+
+    def encode(self, decoded: Decoded) -> dict[str, Any]:
+        data = decoded.data
+        record, task = data["record"], data["task"]
+        vlm = self.model.encode_pixels(task, record["prompt"], data["pixels"])
+        meta = {"settings": self.signature(), "vae_settings": record.get("meta", {}).get("settings"),
+                "ar": {"task": task, "step1_record": str(decoded.item.payload.record_path)}}
+        return ar_record(record, vlm, meta)
+
+
+def plan_items(records: list[Path], out: Path) -> list[WorkItem]:
+    """Output ``<result>/<input stem>.pkl``; a stem seen twice gets the parent folder name appended."""
+    seen: dict[str, int] = {}
+    items = []
+    for index, path in enumerate(records):
+        stem = path.stem
+        if stem in seen:
+            stem = f"{stem}-{path.parent.name}-{index}"
+            log.warning("%s: record name taken by input #%d; writing %s.pkl", path, seen[path.stem], stem)
+        seen.setdefault(path.stem, index)
+        items.append(WorkItem(index, stem, out / f"{stem}.pkl", ArPayload(path)))
+    return items
+
+
+def load_ar_model(settings: ArSettings, rank: RankInfo):
+    from revise_prep.models.vila import VilaARModel
+
+    device = resolve_device(settings.device, rank)
+    log.info("loading VILA from %s (%s, %s)", settings.model_path, settings.dtype, device)
+    return VilaARModel.load(settings.model_path, dtype=getattr(torch, settings.dtype), device=device,
+                            on_video_error=settings.on_video_error, decode_all_frames=settings.all_frames)
+
+
+def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
+              keep_mismatched: bool = False) -> dict[str, Any] | None:
+    rank = rank or rank_info()
+    out = Path(settings.result_folder)
+    out.mkdir(parents=True, exist_ok=True)
+    records = step1_records(settings.data_file)
+    model = model or load_ar_model(settings, rank)
+    if rank.is_main:
+        write_json(out / "config.json", {"step": "ar", "settings": asdict(settings), "world_size": rank.world_size})
+    stage = Step2Stage(settings, model)
+    return run_stage(stage, plan_items(records, out), out, rank, num_workers=settings.num_workers,
+                     progress=settings.progress, keep_mismatched=keep_mismatched,
+                     describe=lambda item: {"source": str(item.payload.record_path)})
+
+
+__all__ = ["ArSettings", "IMAGE_TOKEN_INDEX", "Step2Stage", "run_step2", "step1_records"]
