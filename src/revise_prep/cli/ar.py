@@ -30,6 +30,7 @@ def register(sub) -> None:
                    help="decode and encode only the frame(s) that reach the language model (faster; the "
                         "original encodes all 8 and discards 7)")
     p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--decode-timeout", type=float, default=300.0, help="seconds per sample before it is failed")
     p.add_argument("--keep-mismatched", action="store_true",
                    help="keep existing records made with other settings instead of redoing them")
     p.add_argument("--no-progress", dest="progress", action="store_false")
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     settings = ArSettings(data_file=args.data_file, result_folder=args.result_folder, model_path=args.model_path,
                           video_root=args.video_root, dtype=args.dtype, device=args.device, task=args.task,
                           on_video_error=args.on_video_error, all_frames=args.all_frames,
-                          num_workers=args.num_workers, progress=args.progress)
+                          num_workers=args.num_workers, decode_timeout=args.decode_timeout,
+                          progress=args.progress)
     summary = run_step2(settings, keep_mismatched=args.keep_mismatched)
     if summary is not None:
         log.info("summary: %s", json.dumps(summary["by_status"]))

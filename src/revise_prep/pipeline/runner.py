@@ -8,9 +8,11 @@ for every step: exactly-once bookkeeping, failures that never stop the run, repo
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,9 +21,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from revise_prep.errors import ENCODE_ERROR, WRITE_ERROR, SampleError
+from revise_prep.errors import DECODE_TIMEOUT, ENCODE_ERROR, WRITE_ERROR, SampleError
 from revise_prep.pipeline import resume
 from revise_prep.pipeline.dist import RankInfo
+from revise_prep.pipeline.locks import ShareLock
 from revise_prep.pipeline.merge import try_merge, write_part
 from revise_prep.pipeline.writer import RecordWriter
 from revise_prep.records.atomic import clean_temporaries
@@ -66,9 +69,10 @@ class Stage(Protocol):
 class _DecodeDataset(Dataset):
     """Runs ``stage.decode`` in DataLoader workers; anything it raises becomes the sample's failure."""
 
-    def __init__(self, decode, items: list[WorkItem]) -> None:
+    def __init__(self, decode, items: list[WorkItem], timeout: float | None = None) -> None:
         self.decode = decode
         self.items = items
+        self.timeout = timeout
 
     def __len__(self) -> int:
         return len(self.items)
@@ -76,11 +80,31 @@ class _DecodeDataset(Dataset):
     def __getitem__(self, i: int) -> Decoded:
         item = self.items[i]
         try:
-            return self.decode(item)
+            with _deadline(self.timeout, item):
+                return self.decode(item)
         except SampleError as err:
             return Decoded(item, error=err)
         except Exception as err:  # noqa: BLE001 - one bad video must never stop the run
             return Decoded(item, error=SampleError("decode_error", f"{type(err).__name__}: {err}"))
+
+
+@contextmanager
+def _deadline(seconds: float | None, item: WorkItem):
+    """Bound a hanging decoder: SIGALRM interrupts the decode loop (workers are processes, so this is safe)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise SampleError(DECODE_TIMEOUT, f"{item.name or item.index}: decoding took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _worker_init(_: int) -> None:
@@ -96,12 +120,17 @@ def _failure(item: WorkItem, err: SampleError, payload_paths: dict[str, str | No
                    reason=err.reason, message=err.message, **payload_paths)
 
 
-def run_stage(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *, num_workers: int = 2,
-              progress: bool = True, keep_mismatched: bool = False,
-              describe=lambda item: {}) -> dict[str, Any] | None:
+def run_stage(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, **options) -> dict[str, Any] | None:
     """Process this rank's share of ``items`` into ``out``; returns the merged summary (or None while
-    other ranks are still running). ``describe(item)`` gives the source/target paths for reports."""
+    other ranks are still running). Holds this rank's lock on the folder for the whole run."""
     out.mkdir(parents=True, exist_ok=True)
+    with ShareLock(out, rank.rank, rank.world_size):
+        return _run_locked(stage, items, out, rank, **options)
+
+
+def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *, num_workers: int = 2,
+                progress: bool = True, keep_mismatched: bool = False, decode_timeout: float | None = None,
+                describe=lambda item: {}) -> dict[str, Any] | None:
     if rank.is_main:
         removed = clean_temporaries(out)
         if removed:
@@ -141,7 +170,7 @@ def run_stage(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *,
                 outcomes.append(Outcome(index=item.index, name=item.name, status="failed", reason=WRITE_ERROR,
                                         message=f"cannot write {path}: {error}", **describe(item)))
 
-    loader = DataLoader(_DecodeDataset(stage.decode, todo), batch_size=None, shuffle=False,
+    loader = DataLoader(_DecodeDataset(stage.decode, todo, decode_timeout), batch_size=None, shuffle=False,
                         num_workers=num_workers, collate_fn=_identity, worker_init_fn=_worker_init,
                         prefetch_factor=2 if num_workers > 0 else None, persistent_workers=False)
     writer = RecordWriter(on_written)

@@ -160,4 +160,4 @@ def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *,
                                          "models": asdict(models), "world_size": rank.world_size})
     items = plan_items(samples, problems, out)
     return run_stage(stage, items, out, rank, num_workers=run.num_workers, progress=run.progress,
-                     keep_mismatched=keep_mismatched, describe=describe)
+                     keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout, describe=describe)

@@ -44,6 +44,7 @@ class ArSettings:
     on_video_error: str = "fail"  # "black" keeps the original's 8-black-frames behaviour
     all_frames: bool = True  # encode all 8 sampled frames as the original (False: only those reaching the LLM)
     num_workers: int = 2
+    decode_timeout: float = 300.0
     progress: bool = True
 
 
@@ -169,6 +170,7 @@ def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
     stage = Step2Stage(settings, model)
     return run_stage(stage, plan_items(records, out), out, rank, num_workers=settings.num_workers,
                      progress=settings.progress, keep_mismatched=keep_mismatched,
+                     decode_timeout=settings.decode_timeout,
                      describe=lambda item: {"source": str(item.payload.record_path)})
 
 
