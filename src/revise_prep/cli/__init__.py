@@ -13,13 +13,13 @@ log = logging.getLogger("revise_prep")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from revise_prep.cli import ar, demo, vae
+    from revise_prep.cli import ar, demo, inspect, vae
 
     parser = argparse.ArgumentParser(prog="revise-prep", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"revise-prep {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (vae, ar, demo):
+    for module in (vae, ar, demo, inspect):
         module.register(sub)
     return parser
 
