@@ -16,6 +16,13 @@ class SampleError(Exception):
         self.message = message
         self.skip = skip
 
+    def __reduce__(self):  # errors travel from DataLoader workers to the main process
+        return (_rebuild, (type(self), self.reason, self.message, self.skip))
+
+
+def _rebuild(cls, reason: str, message: str, skip: bool) -> SampleError:
+    return cls(reason, message, skip=skip)
+
 
 class VideoError(SampleError):
     """A video could not be used: cannot open, no stream, too short, wrong orientation, ..."""

@@ -4,32 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from revise_prep import errors
 from revise_prep.errors import VideoError
 from revise_prep.models.vila import ar_frame_indices, count_frames, load_ar_frames
-
-
-def _frame(i: int) -> np.ndarray:
-    """A 64x48 frame whose flat colour encodes its index (robust to codec loss)."""
-    return np.full((48, 64, 3), (i * 12) % 256, dtype=np.uint8)
-
-
-def write_video(path: Path, num_frames: int, *, faststart: bool = False) -> Path:
-    options = {"movflags": "faststart"} if faststart else {}
-    with av.open(str(path), "w", options=options) as out:
-        stream = out.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.options = {"qscale": "2"}
-        for i in range(num_frames):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(_frame(i), format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
 
 
 def _index_of(image) -> int:
@@ -45,7 +25,7 @@ def test_ar_frame_indices(n: int, expected: list[int]) -> None:
     assert ar_frame_indices(n) == expected
 
 
-def test_loads_sampled_frames(tmp_path: Path) -> None:
+def test_loads_sampled_frames(tmp_path: Path, write_video) -> None:
     path = write_video(tmp_path / "v.mp4", 20)
     assert count_frames(path) == 20
     frames = load_ar_frames(path)
@@ -55,7 +35,7 @@ def test_loads_sampled_frames(tmp_path: Path) -> None:
     assert [np.asarray(f).tolist() for f in first] == [np.asarray(f).tolist() for f in frames[:2]]
 
 
-def test_one_frame_video_uses_last_frame_not_black(tmp_path: Path) -> None:
+def test_one_frame_video_uses_last_frame_not_black(tmp_path: Path, write_video) -> None:
     frames = load_ar_frames(write_video(tmp_path / "one.mp4", 1), on_error="black")
     assert [_index_of(f) for f in frames] == [0] * 8  # -1 = the last (only) frame
 
@@ -75,7 +55,7 @@ def test_errors_have_reasons(tmp_path: Path, make, reason: str) -> None:
     assert len(black) == 8 and all(f.size == (448, 448) and not np.asarray(f).any() for f in black)
 
 
-def test_cut_file_is_a_decode_error_even_if_first_frames_decode(tmp_path: Path) -> None:
+def test_cut_file_is_a_decode_error_even_if_first_frames_decode(tmp_path: Path, write_video) -> None:
     full = write_video(tmp_path / "full.mp4", 40, faststart=True)
     cut = tmp_path / "cut.mp4"
     data = full.read_bytes()
