@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
-import numpy as np
 import torch
 
 from revise_prep.errors import INSUFFICIENT_FRAMES, ORIENTATION_MISMATCH, VideoError

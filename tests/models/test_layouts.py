@@ -253,3 +253,32 @@ def test_resolve_dtype(name, dtype):
 def test_resolve_dtype_rejects(bad):
     with pytest.raises(ValueError):
         resolve_dtype(bad)
+
+
+# --- architecture read off the real checkpoints' shapes (meta tensors, no weights) ---------------
+
+
+def test_real_wan_vae_shapes_give_real_config():
+    from diffusers import AutoencoderKLWan
+
+    from revise_prep.models.wan_vae import vae_config_from_original
+
+    with torch.device("meta"):
+        real = AutoencoderKLWan()  # the published Wan2.1 VAE: base_dim 96
+    cfg = vae_config_from_original(diffusers_wan_vae_to_original(real.state_dict()))
+    assert cfg["base_dim"] == 96 and cfg["z_dim"] == 16
+    assert cfg["dim_mult"] == [1, 2, 4, 4] and cfg["num_res_blocks"] == 2
+    assert cfg["temperal_downsample"] == [False, True, True]
+
+
+def test_real_umt5_xxl_shapes_give_real_config():
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    xxl = UMT5Config(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+                     relative_attention_num_buckets=32, feed_forward_proj="gated-gelu")  # fmt: skip
+    with torch.device("meta"):
+        model = UMT5EncoderModel(xxl)
+    cfg = umt5_config_from_original(transformers_t5_to_original(model.state_dict()))
+    got = (cfg.vocab_size, cfg.d_model, cfg.d_kv, cfg.d_ff, cfg.num_layers, cfg.num_heads, cfg.relative_attention_num_buckets)
+    assert got == (256384, 4096, 64, 10240, 24, 64, 32)
+    assert cfg.relative_attention_max_distance == 128 and cfg.is_gated_act and cfg.dense_act_fn == "gelu_new"

@@ -14,6 +14,7 @@ from revise_prep.settings import FrameSettings
 from revise_prep.video.reader import read_clip
 
 log = logging.getLogger(__name__)
+pytestmark = pytest.mark.fixtures
 TOL = 1e-6
 CASE_IDS = [f"p{i:02d}" for i in range(29)]
 

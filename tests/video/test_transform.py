@@ -117,3 +117,14 @@ def test_reproduces_fixture_frames_from_pyav_decode(reference):
     got = frames_to_tensor(frames, *case["target_size"])
     assert got.shape == expected.shape
     assert torch.equal(got, expected)
+
+
+def test_lookup_table_equals_torchvision_style_ops():
+    """All 256 levels at many positions: the LUT must give what ToTensor + Normalize compute in torch."""
+    from revise_prep.video.transform import normalise_u8
+
+    u8 = np.tile(np.arange(256, dtype=np.uint8), 3 * 37).reshape(37, 256, 3)
+    ref = torch.from_numpy(u8).permute(2, 0, 1).contiguous().to(torch.float32).div(255)
+    mean = torch.tensor([0.5, 0.5, 0.5]).view(3, 1, 1)
+    ref = ref.sub_(mean).div_(mean.clone())
+    assert torch.equal(torch.from_numpy(normalise_u8(u8)), ref)

@@ -6,11 +6,12 @@ A new VAE or text encoder is one new module implementing one of these Protocols 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["VideoEncoder", "TextEncoder", "resolve_dtype"]
+__all__ = ["VideoEncoder", "TextEncoder", "resolve_dtype", "load_state_dict_file"]
 
 
 @runtime_checkable
@@ -78,3 +79,25 @@ def resolve_dtype(name_or_dtype: str | torch.dtype) -> torch.dtype:
         raise ValueError(
             f"unknown dtype {name_or_dtype!r}; expected one of {', '.join(sorted(_DTYPES))}"
         ) from None
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a ``.safetensors`` or ``torch.save`` state dict on the CPU, memory-mapped where possible.
+
+    Only tensors are accepted (``weights_only``): a checkpoint cannot run code. A top-level
+    ``{"state_dict": {...}}`` wrapper is unwrapped.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # legacy (non-zip) torch.save format cannot be memory-mapped
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ValueError(f"{path} does not hold a state dict of tensors")
+    return sd

@@ -8,7 +8,6 @@ by the loaders, lazily, through ``huggingface_hub``).
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,6 @@ __all__ = [
     "find_t5",
     "hub_download",
 ]
-
-log = logging.getLogger(__name__)
 
 VAE_ORIGINAL_FILE = "Wan2.1_VAE.pth"
 T5_ORIGINAL_FILE = "models_t5_umt5-xxl-enc-bf16.pth"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .base import resolve_dtype
+from .base import load_state_dict_file, resolve_dtype
 from .layouts import (
     T5_ORIGINAL_FILE,
     T5_ORIGINAL_TOKENIZER,
@@ -126,14 +126,14 @@ def umt5_config_from_original(state_dict: dict[str, torch.Tensor]):
 def _from_original(path: str | Path, dtype: torch.dtype):
     from transformers import UMT5EncoderModel
 
-    original = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    original = load_state_dict_file(path)
     config = umt5_config_from_original(original)
-    weights = original_t5_to_transformers(original)
-    weights = {k: v.to(dtype) for k, v in weights.items()}
+    # Cast before renaming so the tied embedding is converted (and held) once.
+    weights = original_t5_to_transformers({k: v.to(dtype) for k, v in original.items()})
     with torch.device("meta"):
         model = UMT5EncoderModel(config)
     model.load_state_dict(weights, strict=True, assign=True)
-    model.encoder.embed_tokens = model.shared  # keep the tie after assign
+    model.encoder.embed_tokens = model.shared  # assign= leaves two Parameters; restore the tie
     meta = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
     if meta:
         raise RuntimeError(f"T5 tensors left uninitialised after loading {path}: {meta[:5]}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .base import resolve_dtype
+from .base import load_state_dict_file, resolve_dtype
 from .layouts import VAE_ORIGINAL_FILE, VAE_SUBFOLDER, VaeCheckpoint, find_vae, hub_download
 
 __all__ = ["WanVAE", "vae_config_from_original", "WAN21_LATENTS_MEAN", "WAN21_LATENTS_STD"]
@@ -92,23 +92,11 @@ def vae_config_from_original(state_dict: dict[str, torch.Tensor]) -> dict:
     }
 
 
-def _load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    return sd
-
-
 def _from_original(path: str | Path):
     from diffusers import AutoencoderKLWan
     from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
 
-    original = _load_state_dict(path)
+    original = load_state_dict_file(path)
     config = vae_config_from_original(original)
     converted = convert_wan_vae_to_diffusers(original)
     with torch.device("meta"):

@@ -38,7 +38,7 @@ class Outcome:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Outcome":
-        return cls(**data)
+        return cls(**{"name": None, **data})
 
 
 def write_list(path: str | Path, record_paths: list[str]) -> None:

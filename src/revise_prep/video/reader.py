@@ -27,7 +27,7 @@ from revise_prep.settings import FrameSettings
 
 from .probe import VideoInfo, open_video, probe_video
 from .selection import effective_interval, frame_indices, frames_needed, orientation_mismatch
-from .transform import frame_to_tensor
+from .transform import frame_to_tensor_into
 
 __all__ = ["Clip", "DecodeStats", "read_clip", "read_frames_rgb", "iter_frames_rgb"]
 
@@ -75,8 +75,9 @@ def iter_frames_rgb(path: str | os.PathLike[str], indices: Sequence[int], *, thr
     """Yield ``(index, HxWx3 uint8 RGB)`` for each wanted decode-order index, in increasing order.
 
     Decodes from the start, converts only wanted frames, stops after the last one. A decoder
-    ``InvalidDataError`` ends the stream (as OpenCV ends quietly on a cut file). Yields fewer frames
-    than asked when the video ends early; the caller decides whether that is an error.
+    ``InvalidDataError`` ends the stream (as OpenCV ends quietly on a cut file); any other FFmpeg error
+    raises VideoError(decode_error). Yields fewer frames than asked when the video ends early; the
+    caller decides whether that is an error.
     """
     wanted = sorted(set(int(i) for i in indices))
     if not wanted:
@@ -100,6 +101,9 @@ def iter_frames_rgb(path: str | os.PathLike[str], indices: Sequence[int], *, thr
                 log.debug("%s: decoder stopped after %d frames: %s", path, stats.decoded, exc)
                 stats.ended_early = True
                 break
+            except av.error.FFmpegError as exc:
+                raise VideoError(DECODE_ERROR, f"{path}: decoding failed after {stats.decoded} frames: "
+                                 f"{type(exc).__name__}: {exc}") from exc
             if stats.rotation is None:
                 stats.rotation = int(round(frame.rotation or 0))
             idx = stats.decoded
@@ -155,18 +159,19 @@ def read_clip(path: str | os.PathLike[str], settings: FrameSettings, *, threads:
         raise VideoError(ORIENTATION_MISMATCH, f"{path}: video is {src_w}x{src_h} (WxH), target "
                          f"{settings.width}x{settings.height}: orientation differs", skip=True)
     indices = frame_indices(settings.frame_num, rate, settings.skip)
-    out = torch.empty((len(indices), 3, settings.height, settings.width), dtype=torch.float32)
+    out = np.empty((len(indices), 3, settings.height, settings.width), dtype=np.float32)
     stats = DecodeStats()
     got = 0
     for k, (idx, rgb) in enumerate(iter_frames_rgb(path, indices, threads=threads, auto_rotate=auto_rotate,
                                                    stats=stats)):
         if idx != indices[k]:  # cannot happen with distinct increasing indices; guards the invariant
             raise AssertionError(f"frame {idx} arrived where {indices[k]} was expected")
-        out[k] = frame_to_tensor(rgb, settings.height, settings.width)
+        frame_to_tensor_into(rgb, out[k])  # transformed as it arrives; the RGB frame is dropped
         got += 1
     if got < len(indices):
         raise VideoError(DECODE_ERROR, f"{path}: only {stats.decoded} frames decoded (got {got} of the "
                          f"{len(indices)} wanted, up to frame {indices[-1]}; the count said {total})")
     if stats.rotation is not None and stats.rotation != info.rotation:
         info = replace(info, rotation=stats.rotation)
-    return Clip(frames=out, indices=indices, interval=rate, requested_interval=settings.interval, info=info)
+    return Clip(frames=torch.from_numpy(out), indices=indices, interval=rate,
+                requested_interval=settings.interval, info=info)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["crop_box", "frame_to_tensor", "frames_to_tensor"]
+__all__ = ["crop_box", "frame_to_tensor", "frame_to_tensor_into", "frames_to_tensor", "normalise_u8"]
 
 
 def crop_box(src_h: int, src_w: int, tgt_h: int, tgt_w: int) -> tuple[int, int, int, int]:
@@ -42,11 +42,36 @@ def _resize_u8(frame: np.ndarray, tgt_h: int, tgt_w: int) -> np.ndarray:
     return np.array(img)  # writable copy (torch.from_numpy needs one)
 
 
+def _build_lut() -> np.ndarray:
+    """float32 value of each uint8 level after ``/255`` then ``(x-0.5)/0.5``, computed with the same torch ops.
+
+    The normalisation is elementwise on 256 possible inputs, so a lookup table gives the torch result bit
+    for bit while avoiding three full-size tensor passes per frame (slow under CPU contention).
+    """
+    x = torch.arange(256, dtype=torch.uint8).to(torch.float32).div(255.0)
+    return x.sub(0.5).div(0.5).numpy().copy()
+
+
+_LUT = _build_lut()
+
+
+def normalise_u8(u8: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 [..., H, W, 3] -> float32 [..., 3, H, W] in [-1, 1] (ToTensor + Normalize(0.5, 0.5) values)."""
+    chw = np.moveaxis(u8, -1, -3)
+    if out is None:
+        out = np.empty(chw.shape, dtype=np.float32)
+    np.take(_LUT, chw, out=out)
+    return out
+
+
 def _normalise(u8: np.ndarray) -> torch.Tensor:
-    """uint8 [..., H, W, 3] -> float32 [..., 3, H, W] in [-1, 1], same float32 ops as ToTensor+Normalize."""
-    x = torch.from_numpy(np.ascontiguousarray(u8)).to(torch.float32).div_(255.0)
-    x = x.sub_(0.5).div_(0.5)
-    return x.movedim(-1, -3).contiguous()
+    """uint8 [..., H, W, 3] -> float32 tensor [..., 3, H, W] in [-1, 1]."""
+    return torch.from_numpy(normalise_u8(u8))
+
+
+def frame_to_tensor_into(frame: np.ndarray, out: np.ndarray) -> None:
+    """Transform one RGB uint8 frame into ``out`` (float32 [3, H, W], e.g. a row of a preallocated clip)."""
+    np.take(_LUT, np.moveaxis(_resize_u8(frame, out.shape[1], out.shape[2]), -1, 0), out=out)
 
 
 def frame_to_tensor(frame: np.ndarray, tgt_h: int, tgt_w: int) -> torch.Tensor:

@@ -1,0 +1,66 @@
+"""Inputs shared by the end-to-end tests: generated videos, an edit-pair list, tiny checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from revise_prep.testing.tiny_models import make_tiny_wan_release
+from revise_prep.testing.videos import make_not_a_video, make_truncated, make_video
+
+REPO = Path(__file__).resolve().parents[2]
+FRAMES = ["--frame-num", "5", "--sampling-rate", "2", "--target-size", "32,48"]
+
+
+@pytest.fixture(scope="session")
+def wan_release(tmp_path_factory) -> Path:
+    return make_tiny_wan_release(tmp_path_factory.mktemp("wan") / "Wan2.1-tiny", layout="original")
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    """Videos + pairs.json: 3 good pairs (one with a colliding target name), one caption sample, a portrait
+    source (orientation skip), a too-short one, a corrupt one, a truncated one, a short prompt, a duplicate."""
+    root = tmp_path_factory.mktemp("data")
+    v = root / "videos"
+    v.mkdir()
+    for name, (w, h, n) in {"a_src": (64, 40, 14), "a_tgt": (64, 40, 14), "b_src": (80, 48, 12),
+                            "b_tgt": (64, 40, 16), "portrait": (40, 64, 14), "short": (64, 40, 4),
+                            "full": (64, 40, 40)}.items():
+        make_video(v / f"{name}.mp4", frames=n, width=w, height=h, seed=hash(name) % 1000)
+    (v / "other").mkdir()
+    make_video(v / "other" / "a_tgt.mp4", frames=12, width=64, height=40, seed=7)
+    make_not_a_video(v / "corrupt.mp4")
+    make_truncated(v / "full.mp4", v / "cut.mp4", keep_fraction=0.3)
+    text = "What if the scene slowly turned into a snowy winter evening?"
+    pairs = [
+        {"source_video_path": "videos/a_src.mp4", "target_video_path": "videos/a_tgt.mp4", "instruction": text},
+        {"source_video_path": "videos/b_src.mp4", "target_video_path": "videos/b_tgt.mp4",
+         "instruction": "Make the\nshapes glow.", "type": "Style Edits"},
+        {"source_video_path": "videos/portrait.mp4", "target_video_path": "videos/a_tgt.mp4", "instruction": text + "!"},
+        {"source_video_path": "videos/short.mp4", "target_video_path": "videos/a_tgt.mp4", "instruction": text + "?"},
+        {"source_video_path": "videos/corrupt.mp4", "target_video_path": "videos/a_tgt.mp4", "instruction": text + "."},
+        {"source_video_path": "videos/b_src.mp4", "target_video_path": "videos/other/a_tgt.mp4", "instruction": text},
+        {"source_video_path": "videos/a_src.mp4", "target_video_path": "videos/b_tgt.mp4", "instruction": "too short"},
+        {"source_video_path": "videos/a_src.mp4", "target_video_path": "videos/a_tgt.mp4", "instruction": text},
+        {"source_video_path": "videos/cut.mp4", "target_video_path": "videos/b_tgt.mp4", "instruction": text + " 2"},
+        {"video": "videos/b_tgt.mp4", "conversations": [{"from": "human", "value": "Describe"},
+                                                        {"from": "gpt", "value": "Colourful shapes move across a gradient."}]},
+    ]
+    (root / "pairs.json").write_text(json.dumps(pairs, indent=1))
+    return root
+
+
+def cli(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``python -m revise_prep`` in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "revise_prep", *args], capture_output=True, text=True, env=full_env,
+                          timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"revise-prep {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
+    return proc
