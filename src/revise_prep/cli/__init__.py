@@ -7,19 +7,32 @@ import logging
 import sys
 
 from revise_prep import __version__
+from revise_prep.cli.config_file import expand_config
 from revise_prep.errors import InputError
 
 log = logging.getLogger("revise_prep")
 
 
+#: Subcommands, in the order ``--help`` lists them; each module has ``register(subparsers)``.
+COMMANDS = ("vae", "ar", "run", "demo", "validate", "inspect", "preview", "convert")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from revise_prep.cli import ar, demo, inspect, vae
+    import importlib
 
     parser = argparse.ArgumentParser(prog="revise-prep", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"revise-prep {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--config", metavar="FILE", help="YAML/TOML file holding any of the command's options "
+                        "(flags on the command line override it); may also follow the command name")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (vae, ar, demo, inspect):
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"revise_prep.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"revise_prep.cli.{name}":
+                raise
+            continue
         module.register(sub)
     return parser
 
@@ -33,6 +46,11 @@ def setup_logging(verbose: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv = expand_config(parser, argv)
+    except InputError as err:
+        parser.error(str(err))
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     try:
