@@ -9,6 +9,8 @@ import sys
 from revise_prep import __version__
 from revise_prep.cli.config_file import expand_config
 from revise_prep.errors import InputError
+from revise_prep.pipeline.locks import FolderBusyError
+from revise_prep.pipeline.writer import FATAL_ERRNOS, FatalWriteError
 
 log = logging.getLogger("revise_prep")
 
@@ -58,6 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         log.error("%s", err)
         return 2
+    except (FolderBusyError, FatalWriteError) as err:
+        log.error("%s", err)
+        return 3
+    except OSError as err:
+        if err.errno not in FATAL_ERRNOS:
+            raise
+        log.error("cannot write %s: %s (fix it, then re-run the same command to resume)", err.filename, err.strerror)
+        return 3
     except KeyboardInterrupt:
         log.error("interrupted; re-run the same command to resume")
         return 130

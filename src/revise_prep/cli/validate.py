@@ -1,0 +1,46 @@
+"""``revise-prep validate INPUT.json``: pre-flight check without models (what step 1 would skip or fail, and why)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from revise_prep.cli import options
+
+log = logging.getLogger(__name__)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("validate", help="check an input list before step 1: videos, frame counts, orientation, "
+                                        "prompts, output names (no models)",
+                       description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("input", help="JSON / JSON Lines list of edit pairs or caption samples")
+    p.add_argument("--video-root", default=".", help="folder that relative video paths are resolved against")
+    options.add_frame_options(p)
+    p.add_argument("--min-prompt-len", type=int, default=10,
+                   help="instructions of at most this many characters are skipped, as by step 1")
+    p.add_argument("--max-prompt-chars", type=int, default=None,
+                   help="warn about instructions longer than this (default 2000, ~ umT5's 512 tokens)")
+    p.add_argument("--report", default="validate.jsonl",
+                   help="JSON Lines file listing every sample that would be skipped, fail or has a warning")
+    p.add_argument("--workers", type=int, default=None, help="probing threads (default: 2 x CPU cores, at most 16)")
+    p.add_argument("--allow-skips", action="store_true",
+                   help="exit 0 even when some samples would be skipped or fail")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from revise_prep.pipeline.validate import DEFAULT_MAX_PROMPT_CHARS, format_table, validate, write_report
+
+    result = validate(args.input, options.frame_settings(args), video_root=args.video_root,
+                      min_prompt_len=args.min_prompt_len, max_prompt_chars=args.max_prompt_chars or DEFAULT_MAX_PROMPT_CHARS,
+                      workers=args.workers)
+    report = write_report(result, args.report)
+    print(format_table(result))
+    print(f"\nreport: {report}")
+    lost = result.would_lose
+    if lost and not args.allow_skips:
+        log.error("%d of %d samples would be skipped or fail (see %s; --allow-skips to accept)",
+                  lost, len(result.samples), report)
+        return 1
+    return 0
