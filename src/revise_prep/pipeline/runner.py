@@ -63,7 +63,8 @@ class Stage(Protocol):
 
     def decode(self, item: WorkItem) -> Decoded: ...
 
-    def encode(self, decoded: Decoded) -> dict[str, Any]: ...
+    def encode(self, decoded: Decoded) -> dict[str, Any] | tuple[dict[str, Any], list[tuple[Path, dict]]]:
+        """The record to write, or (record, [(path, intermediate record), ...]) written before it."""
 
 
 class _DecodeDataset(Dataset):
@@ -161,7 +162,11 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
     log.info("rank %d/%d: %d sample(s), %d to do, %d already done", rank.rank, rank.world_size,
              len(rank.shard(items)), len(todo), sum(o.status == "resumed" for o in outcomes))
 
-    def on_written(item: WorkItem, path: Path, error: BaseException | None) -> None:
+    def on_written(item: WorkItem | None, path: Path, error: BaseException | None) -> None:
+        if item is None:  # an intermediate file: only its failure matters (the main record is written after it)
+            if error is not None:
+                log.error("cannot write %s: %s", path, error)
+            return
         with lock:
             if error is None:
                 outcomes.append(Outcome(index=item.index, name=item.name, status="done", path=str(path),
@@ -196,6 +201,10 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
                         outcomes.append(_failure(item, SampleError(ENCODE_ERROR, f"{type(err).__name__}: {err}"),
                                                  describe(item)))
                 else:
+                    if isinstance(record, tuple):  # (record, [(path, intermediate record), ...])
+                        record, extras = record
+                        for path, extra in extras:
+                            writer.put(None, path, extra)
                     writer.put(item, item.path, record)
             bar.update(1)
     finally:

@@ -90,33 +90,38 @@ class Step1Stage:
         state["vae"] = state["t5"] = None
         return state
 
-    def decode(self, item: WorkItem) -> Decoded:
-        sample: Sample = item.payload
+    def _check_prompt(self, sample: Sample) -> None:
+        """The original's filter, applied before decoding (same outcome, no decoding wasted)."""
         if not passes_prompt_filter(sample.prompt, self.min_prompt_len):
             raise SampleError(SHORT_PROMPT, f"{sample.label}: instruction {sample.prompt!r} is empty or at most "
                                             f"{self.min_prompt_len} characters", skip=True)
+
+    def decode(self, item: WorkItem) -> Decoded:
+        sample: Sample = item.payload
+        self._check_prompt(sample)
         clips = {"source": self._read(sample, "source", sample.source_file)}
         if not sample.is_caption:
             clips["target"] = self._read(sample, "target", sample.target_file)
         return Decoded(item, clips)
 
-    def _read(self, sample: Sample, role: str, path: Path) -> Clip:
+    def _read(self, sample: Sample, role: str, path: Path, extra_indices=()) -> Clip:
         try:
+            if extra_indices:
+                return read_clip(path, self.frames, threads=self.decoder_threads, extra_indices=extra_indices)
             return read_clip(path, self.frames, threads=self.decoder_threads)
         except SampleError as err:
             raise type(err)(err.reason, f"{sample.label}: {role} video: {err.message}", skip=err.skip) from None
 
     def encode(self, decoded: Decoded) -> dict[str, Any]:
-        sample: Sample = decoded.item.payload
-        clips: dict[str, Clip] = decoded.data
-        videos = [c.frames for c in clips.values()]
-        if len({tuple(v.shape) for v in videos}) == 1:
-            latents = list(self.vae.encode(torch.stack([v.permute(1, 0, 2, 3) for v in videos])))
-        else:
-            latents = [self.vae.encode(v.permute(1, 0, 2, 3)[None])[0] for v in videos]
+        return self._encode_step1(decoded.item, decoded.data)
+
+    def _encode_step1(self, item: WorkItem, clips: dict[str, Clip]) -> dict[str, Any]:
+        """VAE latents of every clip (one at a time: batching changes float32 bits) and the umT5 embedding."""
+        sample: Sample = item.payload
+        latents = [self.vae.encode(c.frames.permute(1, 0, 2, 3)[None])[0] for c in clips.values()]
         text_emb = self.t5.encode([sample.prompt])[0]
-        meta = {"name": decoded.item.name, "sample_index": sample.index, "sample_type": sample.sample_type,
-                "kind": sample.kind, "settings": self.signature(), **decoded.item.notes,
+        meta = {"name": item.name, "sample_index": sample.index, "sample_type": sample.sample_type,
+                "kind": sample.kind, "settings": Step1Stage.signature(self), **item.notes,
                 "videos": {role: clip_meta(c, getattr(sample, role)) for role, c in clips.items()}}
         return step1_record(latent=latents[0], latent_tgt=latents[1] if len(latents) > 1 else None,
                             prompt=sample.prompt, text_emb=text_emb, video_path=sample.source,

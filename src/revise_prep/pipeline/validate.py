@@ -98,9 +98,9 @@ class ValidationResult:
 
     @property
     def by_reason(self) -> Counter:
-        """Primary reasons of skipped/failed samples plus every warning code."""
+        """Samples by primary reason (skipped/failed) and by warning code (each code once per sample)."""
         counts = Counter(s.reason for s in self.samples if s.reason)
-        counts.update(w["code"] for s in self.samples for w in s.warnings)
+        counts.update(code for s in self.samples for code in {w["code"] for w in s.warnings})
         return counts
 
     @property

@@ -2,6 +2,7 @@
 
 from .config import VilaCheckpoint, read_checkpoint, resolve_checkpoint_path
 from .frames import black_frames, count_frames, load_ar_frames
+from .inputs import VilaInputs, open_image
 from .model import AR_NUM_FRAMES, VilaARModel
 from .preprocess import ar_frame_indices, expand2square, preprocess_images, resize_square
 from .projector import DownSample, MultimodalProjector, tokens_per_image
@@ -17,12 +18,14 @@ __all__ = [
     "TaskSpec",
     "VilaARModel",
     "VilaCheckpoint",
+    "VilaInputs",
     "ar_frame_indices",
     "black_frames",
     "build_prompt",
     "count_frames",
     "expand2square",
     "load_ar_frames",
+    "open_image",
     "preprocess_images",
     "read_checkpoint",
     "resize_bicubic_pillow10",

@@ -7,31 +7,23 @@ Llama LLM (``llm/``), SigLIP tower (``vision_tower/``) and our own projector (``
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Union
 
 import torch
 from PIL import Image
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, SiglipVisionModel
 
-from revise_prep import errors
-from revise_prep.errors import SampleError
-
 from .config import VilaCheckpoint, read_checkpoint
-from .frames import OnError, load_ar_frames
-from .preprocess import Resampler, preprocess_images
+from .frames import OnError
+from .inputs import AR_NUM_FRAMES, Media, PathLike, VilaInputs, open_image
+from .preprocess import Resampler
 from .projector import MultimodalProjector, tokens_per_image
-from .prompt import IM_END, IM_PATCH, IM_START, IMAGE_TOKEN_INDEX, TaskSpec, build_prompt, resolve_task
+from .prompt import IM_END, IM_PATCH, IM_START, IMAGE_TOKEN_INDEX, build_prompt, resolve_task
 from .prompt import tokenizer_image_token
 
 logger = logging.getLogger(__name__)
 
-AR_NUM_FRAMES = 8  # hard-coded upstream (E:176, V num_video_frames=8)
-
-PathLike = Union[str, os.PathLike[str]]
-Media = Union[PathLike, Image.Image, Sequence[Image.Image], None]
+__all__ = ["AR_NUM_FRAMES", "Media", "VilaARModel"]
 
 
 class VilaARModel:
@@ -80,14 +72,20 @@ class VilaARModel:
     ) -> "VilaARModel":
         """Load a VILA checkpoint folder (or hub ``org/name``) as upstream does: all parts in ``dtype``, sdpa.
 
-        Defaults reproduce the original bit for bit: black frames for unreadable videos, all 8 sampled frames
-        encoded as one batch, Pillow 10.4 resize. ``on_video_error="fail"`` raises ``VideoError`` instead;
-        ``decode_all_frames=False`` decodes/encodes only the frames that reach the LLM (F4).
+        The library defaults reproduce the original ``general_emb`` bit for bit: black frames for unreadable
+        videos (``on_video_error="black"``), all 8 sampled frames encoded as one batch, Pillow 10.4 resize.
+        ``on_video_error="fail"`` raises ``VideoError`` with a reason instead; that is the default of the
+        ``revise-prep ar`` step (``ArSettings.on_video_error``), which passes it explicitly.
+        ``decode_all_frames=False`` decodes/encodes only the frames that reach the LLM (F4, see ``VilaInputs``).
+
+        Only the base language model is kept: the LM head (``lm_head``, vocab x hidden: ~1 GB in fp16 on the 8B
+        model) never reaches ``device``; the features are hidden states, so the output is unchanged.
         """
         ckpt = read_checkpoint(path)
         dev = torch.device(device)
         tokenizer = AutoTokenizer.from_pretrained(str(ckpt.llm_dir), padding_side="right")
         llm = AutoModelForCausalLM.from_pretrained(str(ckpt.llm_dir), dtype=dtype, attn_implementation="sdpa")
+        llm.lm_head = None  # unused (hidden states only); dropped before the move to ``device``
         tower = SiglipVisionModel.from_pretrained(str(ckpt.vision_tower_dir), dtype=dtype, attn_implementation="sdpa")
         projector = MultimodalProjector.from_pretrained(
             ckpt.mm_projector_dir,
@@ -138,14 +136,15 @@ class VilaARModel:
         """Token ids of the templated prompt, ``-200`` per ``<image>`` (upstream ``tokenizer_image_token``)."""
         return tokenizer_image_token(self.build_prompt(task, prompt, num_images), self.tokenizer)
 
+    def media_inputs(self) -> VilaInputs:
+        """This model's media -> pixels preparation (picklable; what step-2 workers run without the model)."""
+        return VilaInputs.from_checkpoint(self.checkpoint, dtype=self.dtype, resampler=self.resampler,
+                                          on_video_error=self.on_video_error,
+                                          decode_all_frames=self.decode_all_frames)
+
     def pixel_values(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """``[F, 3, S, S]`` pixels in the model dtype (CPU), preprocessed as upstream ``process_images``."""
-        ckpt = self.checkpoint
-        return preprocess_images(
-            images, size=ckpt.image_size, mean=ckpt.image_mean, std=ckpt.image_std,
-            rescale_factor=ckpt.rescale_factor, aspect_mode=ckpt.image_aspect_ratio, dtype=self.dtype,
-            resampler=self.resampler,
-        )
+        return self.media_inputs().pixel_values(images)
 
     @torch.inference_mode()
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -185,20 +184,43 @@ class VilaARModel:
         """``vlm_last_hidden_states`` ``[1, L, hidden]`` (model dtype, CPU) for one task/prompt/media.
 
         ``media``: vid_edit -> video path or list of frames; i2v_gen/img_edit -> image path or PIL image;
-        vid_gen/img_gen -> none (ignored with a warning, as upstream).
+        vid_gen/img_gen -> none (ignored with a warning, as upstream). Same as
+        ``encode_pixels(task, prompt, media_inputs().prepare(task, prompt, media))``.
+        """
+        spec = resolve_task(task)
+        if spec.media is None and media is not None:
+            logger.warning("task %s takes no media; ignoring %r", spec.name, media)
+            media = None
+        return self.encode_pixels(spec.name, prompt, self.media_inputs().prepare(spec.name, prompt, media))
+
+    @torch.inference_mode()
+    def encode_pixels(self, task: str, prompt: str, pixel_values: torch.Tensor | None) -> torch.Tensor:
+        """``vlm_last_hidden_states`` ``[1, L, hidden]`` (model dtype, CPU) from pixels prepared elsewhere.
+
+        ``pixel_values``: ``[F, 3, S, S]`` as :meth:`VilaInputs.prepare` / :meth:`pixel_values` make them (the
+        k-th ``<image>`` slot takes image k; extra images are encoded and discarded, as upstream), or ``None``
+        for the text-only tasks (vid_gen, img_gen).
         """
         spec = resolve_task(task)
         ids = self.input_ids(spec.name, prompt)
         num_placeholders = ids.count(IMAGE_TOKEN_INDEX)
         if spec.media is None:
-            if media is not None:
-                logger.warning("task %s takes no media; ignoring %r", spec.name, media)
+            if pixel_values is not None:
+                raise ValueError(f"text-only task {spec.name} takes no pixel values")
             if num_placeholders:
                 raise ValueError(f"text-only task {spec.name}: the prompt contains a literal <image>, "
                                  "which upstream cannot encode either")
             return self._encode_text(ids)
-        images = self._media_images(spec, media, num_placeholders)
-        features = self.image_features(self.pixel_values(images))
+        if pixel_values is None:
+            raise ValueError(f"task {spec.name} needs {spec.media} media (pixel values)")
+        size = self.checkpoint.image_size
+        if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (3, size, size):
+            raise ValueError(f"pixel values must be [F, 3, {size}, {size}] for this checkpoint, "
+                             f"got {list(pixel_values.shape)}")
+        if num_placeholders > pixel_values.shape[0]:
+            raise ValueError(f"prompt has {num_placeholders} image placeholders but {pixel_values.shape[0]} "
+                             "images are available (a literal <image> in the prompt pulls in one more frame)")
+        features = self.image_features(pixel_values)
         embeds = self.splice(ids, features)
         mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=self.device)
         out = self.llm.model(inputs_embeds=embeds, attention_mask=mask, use_cache=False)
@@ -211,39 +233,8 @@ class VilaARModel:
         out = self.llm.model(input_ids=input_ids, attention_mask=mask, use_cache=False)
         return out.last_hidden_state.to("cpu")
 
-    def _media_images(self, spec: TaskSpec, media: Media, needed: int) -> list[Image.Image]:
-        """The images whose features fill the ``-200`` slots, in order."""
-        if media is None:
-            raise ValueError(f"task {spec.name} needs {spec.media} media")
-        if spec.media == "video":
-            if isinstance(media, (str, os.PathLike)):
-                only = None if self.decode_all_frames else needed
-                images = load_ar_frames(media, AR_NUM_FRAMES, on_error=self.on_video_error, only_first=only)
-            elif isinstance(media, Image.Image):
-                images = [media]
-            else:
-                images = list(media)
-        else:
-            images = [_open_image(media) if isinstance(media, (str, os.PathLike)) else media]
-            if not isinstance(images[0], Image.Image):
-                raise TypeError(f"task {spec.name} takes an image path or a PIL image, got {type(media).__name__}")
-        if needed > len(images):
-            raise ValueError(f"prompt has {needed} image placeholders but {len(images)} images are available "
-                             "(a literal <image> in the prompt pulls in one more frame)")
-        return images
 
-
-def _open_image(path: PathLike) -> Image.Image:
-    """Open an image file fully (``SampleError`` with a reason code when missing or unreadable)."""
-    p = Path(path)
-    if not p.is_file():
-        raise SampleError(errors.MISSING_FILE, f"image file not found: {p}")
-    try:
-        with Image.open(p) as img:
-            img.load()
-            return img.copy()
-    except OSError as exc:
-        raise SampleError(errors.CANNOT_OPEN, f"cannot open image {p}: {exc}") from exc
+_open_image = open_image  # backwards-compatible name
 
 
 def _add_multimodal_tokens(ckpt: VilaCheckpoint, tokenizer: object, llm: PreTrainedModel) -> None:

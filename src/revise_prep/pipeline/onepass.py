@@ -1,0 +1,166 @@
+"""``revise-prep run``: both steps in one pass per sample, writing the final training records directly.
+
+Each source video is decoded once: the step-1 frames and the AR model's 8 frames come from the same
+decoding pass (the AR indices are added to the ones the VAE needs). The tensors written are the same,
+bit for bit, as running ``vae`` and then ``ar``; the step-1 records are kept only with ``--keep-intermediate``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from revise_prep.errors import InputError, SampleError, VideoError
+from revise_prep.inputs import Sample, parse_entries
+from revise_prep.models.vila import AR_NUM_FRAMES, ar_frame_indices, black_frames, count_frames
+from revise_prep.models.vila import preprocess_images, read_checkpoint, resolve_task
+from revise_prep.pipeline.dist import RankInfo, rank_info
+from revise_prep.pipeline.merge import write_json
+from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
+from revise_prep.pipeline.step1 import Step1Stage, describe, load_step1_models, plan_items
+from revise_prep.pipeline.step2 import ArSettings, load_ar_model
+from revise_prep.records.reports import write_list
+from revise_prep.records.schema import ar_record
+from revise_prep.settings import FrameSettings, ModelSettings, RunSettings
+from revise_prep.video import read_clip
+
+log = logging.getLogger(__name__)
+
+LIST_NAME = "train_list.txt"
+INTERMEDIATE_DIR = "vae_features"
+
+
+@dataclass(frozen=True)
+class ArOptions:
+    """The AR-model part of ``run`` (same meaning as the ``ar`` command's options)."""
+
+    model_path: str
+    dtype: str = "float16"
+    device: str | None = None  # default: the VAE's device
+    task: str = "auto"
+    on_video_error: str = "fail"
+    all_frames: bool = True
+
+
+def ar_indices(path: Path, wanted: int) -> list[int]:
+    """Decode-order indices of the AR frames exactly as the ``ar`` step picks them (raises VideoError)."""
+    total = count_frames(path)
+    indices = ar_frame_indices(total, AR_NUM_FRAMES)[:wanted]
+    resolved = [i + total if i < 0 else i for i in indices]  # -1 = last frame, as decord reads it
+    if any(not 0 <= r < total for r in resolved):
+        raise VideoError("insufficient_frames", f"{path}: AR frame indices {indices} out of range for {total} frames")
+    return resolved
+
+
+class OnePassStage(Step1Stage):
+    """Step 1's decode plus the AR frames from the same pass; encodes with VAE, umT5 and VILA."""
+
+    def __init__(self, frames: FrameSettings, vae, t5, vila, ar: ArOptions, *, min_prompt_len: int = 10,
+                 keep_intermediate: Path | None = None) -> None:
+        super().__init__(frames, vae, t5, min_prompt_len=min_prompt_len, step="run", list_name=LIST_NAME)
+        self.vila = vila
+        self.ar = ar
+        self.keep_intermediate = keep_intermediate
+        ckpt = read_checkpoint(ar.model_path) if vila is None else vila.checkpoint
+        self.image = dict(size=ckpt.image_size, mean=ckpt.image_mean, std=ckpt.image_std,
+                          rescale_factor=ckpt.rescale_factor, aspect_mode=ckpt.image_aspect_ratio)
+        self.vila_id = vila.identifier if vila is not None else ar.model_path
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["vila"] = None
+        return state
+
+    def signature(self) -> dict[str, Any]:
+        ar = self.ar
+        return {**super().signature(), "vila": self.vila_id, "ar_dtype": ar.dtype, "task": ar.task,
+                "on_video_error": ar.on_video_error, "all_frames": ar.all_frames}
+
+    def _task(self, sample: Sample) -> str:
+        if self.ar.task != "auto":
+            return resolve_task(self.ar.task).name
+        return "vid_gen" if sample.is_caption else "vid_edit"
+
+    def decode(self, item: WorkItem) -> Decoded:
+        sample: Sample = item.payload
+        task = resolve_task(self._task(sample))
+        if task.media != "video":  # text-only (or image) tasks need no extra frames
+            decoded = super().decode(item)
+            decoded.data = {"clips": decoded.data, "task": task.name, "pixels": None}
+            return decoded
+        wanted = AR_NUM_FRAMES if self.ar.all_frames else 1 + sample.prompt.count("<image>")
+        self._check_prompt(sample)
+        try:
+            extra = ar_indices(sample.source_file, wanted)
+            ar_error = None
+        except VideoError as err:
+            extra, ar_error = [], err
+        source = self._read(sample, "source", sample.source_file, extra_indices=extra)
+        got = getattr(source, "extra", {}) or {}
+        if ar_error is None and any(i not in got for i in extra):
+            ar_error = VideoError("decode_error", f"{sample.source_file}: AR frame {max(extra)} did not decode")
+        if ar_error is not None:
+            if self.ar.on_video_error != "black":
+                raise type(ar_error)(ar_error.reason, f"{sample.label}: source video (AR frames): {ar_error.message}")
+            log.warning("%s: AR frames: %s; using black frames as the original does", sample.label, ar_error.message)
+            images = black_frames(wanted)
+        else:
+            images = [Image.fromarray(got[i]) for i in extra]
+        pixels = preprocess_images(images, dtype=getattr(torch, self.ar.dtype), **self.image)
+        clips = {"source": source}
+        if not sample.is_caption:
+            clips["target"] = self._read(sample, "target", sample.target_file)
+        return Decoded(item, {"clips": clips, "task": task.name, "pixels": pixels})
+
+    def encode(self, decoded: Decoded):
+        data = decoded.data
+        step1 = self._encode_step1(decoded.item, data["clips"])
+        vlm = self.vila.encode_pixels(data["task"], step1["prompt"], data["pixels"])
+        meta = {"step": "run", "settings": self.signature(), "ar": {"task": data["task"]}}
+        record = ar_record(step1, vlm, meta)
+        extras = []
+        if self.keep_intermediate is not None:
+            extras.append((self.keep_intermediate / f"{decoded.item.name}.pkl", step1))
+        return record, extras
+
+
+def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, ar: ArOptions, *,
+                keep_intermediate: bool = False, rank: RankInfo | None = None, loaded=None,
+                keep_mismatched: bool = False) -> dict[str, Any] | None:
+    """Both steps for this process's share; returns the merged summary when this rank finished last."""
+    rank = rank or rank_info()
+    out = Path(run.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    samples, problems = parse_entries(run.input, run.video_root)
+    if problems and not run.skip_bad_entries:
+        shown = "\n  ".join(str(p) for p in problems[:20])
+        raise InputError(f"{len(problems)} malformed entr{'y' if len(problems) == 1 else 'ies'} "
+                         f"(--skip-bad-entries records them as failures and goes on):\n  {shown}")
+    if loaded is None:
+        vae, t5 = load_step1_models(models, rank)
+        ar_settings = ArSettings(data_file="", result_folder=str(out), model_path=ar.model_path, dtype=ar.dtype,
+                                 device=ar.device or models.device, on_video_error=ar.on_video_error,
+                                 all_frames=ar.all_frames)
+        vila = load_ar_model(ar_settings, rank)
+    else:
+        vae, t5, vila = loaded
+    inter = out / INTERMEDIATE_DIR if keep_intermediate else None
+    if inter is not None:
+        inter.mkdir(exist_ok=True)
+    stage = OnePassStage(frames, vae, t5, vila, ar, min_prompt_len=run.min_prompt_len, keep_intermediate=inter)
+    if rank.is_main:
+        write_json(out / "config.json", {"step": "run", "run": asdict(run), "frames": asdict(frames),
+                                         "models": asdict(models), "ar": asdict(ar),
+                                         "keep_intermediate": keep_intermediate, "world_size": rank.world_size})
+    summary = run_stage(stage, plan_items(samples, problems, out), out, rank, num_workers=run.num_workers,
+                        progress=run.progress, keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout,
+                        describe=describe)
+    if summary is not None and inter is not None:
+        names = [Path(line).name for line in (out / LIST_NAME).read_text().splitlines()]
+        write_list(inter / "vae_features.txt", [str((inter / n).resolve()) for n in names if (inter / n).exists()])
+    return summary
