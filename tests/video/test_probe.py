@@ -122,3 +122,25 @@ def test_generated_cut_before_index(generated):
     with pytest.raises(VideoError) as err:
         probe_video(generated["cut_moov_end"])
     assert err.value.reason == CANNOT_OPEN
+
+
+def test_unknown_method_rejected(generated):
+    with pytest.raises(ValueError):
+        probe_video(generated["land"], method="guess")
+
+
+def test_probe_open_returns_a_container_at_the_start(generated):
+    from revise_prep.video.probe import probe_open
+
+    for key in ("land", "mkv", "cut"):
+        container, stream, info = probe_open(generated[key])
+        try:
+            n = 0
+            try:
+                for _ in container.decode(stream):
+                    n += 1
+            except Exception:  # noqa: BLE001 - a cut file ends with a decoder error
+                pass
+        finally:
+            container.close()
+        assert n == info.num_frames == count_frames_decode(generated[key])

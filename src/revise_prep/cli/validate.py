@@ -19,8 +19,8 @@ def register(sub) -> None:
     options.add_frame_options(p)
     p.add_argument("--min-prompt-len", type=int, default=10,
                    help="instructions of at most this many characters are skipped, as by step 1")
-    p.add_argument("--max-prompt-chars", type=int, default=None,
-                   help="warn about instructions longer than this (default 2000, ~ umT5's 512 tokens)")
+    p.add_argument("--max-prompt-chars", type=int, default=2000,  # = pipeline.validate.DEFAULT_MAX_PROMPT_CHARS
+                   help="warn about instructions longer than this (~ umT5's 512 tokens)")
     p.add_argument("--report", default="validate.jsonl",
                    help="JSON Lines file listing every sample that would be skipped, fail or has a warning")
     p.add_argument("--workers", type=int, default=None, help="probing threads (default: 2 x CPU cores, at most 16)")
@@ -30,10 +30,10 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from revise_prep.pipeline.validate import DEFAULT_MAX_PROMPT_CHARS, format_table, validate, write_report
+    from revise_prep.pipeline.validate import format_table, validate, write_report
 
     result = validate(args.input, options.frame_settings(args), video_root=args.video_root,
-                      min_prompt_len=args.min_prompt_len, max_prompt_chars=args.max_prompt_chars or DEFAULT_MAX_PROMPT_CHARS,
+                      min_prompt_len=args.min_prompt_len, max_prompt_chars=args.max_prompt_chars,
                       workers=args.workers)
     report = write_report(result, args.report)
     print(format_table(result))

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from revise_prep.errors import InputError, SampleError
-from revise_prep.models.vila import AR_NUM_FRAMES, load_ar_frames, preprocess_images, read_checkpoint, resolve_task
+from revise_prep.models.vila import VilaInputs, read_checkpoint, resolve_task
 from revise_prep.models.vila.prompt import IMAGE_TOKEN_INDEX
 from revise_prep.pipeline.dist import RankInfo, rank_info, resolve_device
 from revise_prep.pipeline.merge import write_json
@@ -22,7 +22,7 @@ from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
 from revise_prep.records.atomic import TMP_PREFIX
 from revise_prep.records.reader import load_record
 from revise_prep.records.reports import read_list
-from revise_prep.records.schema import ar_record, missing_keys
+from revise_prep.records.schema import META_KEY, ar_record, missing_keys
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class ArSettings:
     dtype: str = "float16"
     device: str = "auto"
     task: str = "auto"  # auto: vid_edit for edit pairs, vid_gen for caption records
-    on_video_error: str = "fail"  # "black" keeps the original's 8-black-frames behaviour
+    on_video_error: str = "fail"  # the step's default; "black" keeps the original's 8-black-frames behaviour
     all_frames: bool = True  # encode all 8 sampled frames as the original (False: only those reaching the LLM)
     num_workers: int = 2
     decode_timeout: float = 300.0
@@ -64,25 +64,47 @@ def _resolve(video: str, root: str) -> Path:
     return p if p.is_absolute() else Path(root) / p
 
 
+def _check_step1(record: Any, path: Path) -> dict[str, Any]:
+    """A step-1 record (ours, or the original's six keys) with the fields step 2 reads, else ``invalid_record``."""
+    if not isinstance(record, dict):
+        raise SampleError(INVALID_RECORD, f"{path}: not a step-1 record (a {type(record).__name__})")
+    lacking = missing_keys(record, "vae")
+    if lacking:
+        raise SampleError(INVALID_RECORD, f"{path}: not a step-1 record (missing {lacking})")
+    if not isinstance(record["prompt"], str) or not isinstance(record["video_path"], str):
+        raise SampleError(INVALID_RECORD, f"{path}: prompt and video_path must be strings")
+    return record
+
+
 @dataclass
 class ArPayload:
     record_path: Path
 
 
 class Step2Stage:
-    """Worker: load the step-1 record, decode and preprocess the AR frames. Main: run VILA, build the record."""
+    """Worker: load the step-1 record, decode and preprocess the AR frames. Main: run VILA, build the record.
+
+    The worker side is :class:`VilaInputs` (picklable, no weights): the same code ``VilaARModel.encode`` runs.
+    """
 
     step = "ar"
     list_name = LIST_NAME
 
     def __init__(self, settings: ArSettings, model=None) -> None:
+        if settings.on_video_error not in ("fail", "black"):
+            raise InputError(f"on_video_error must be 'fail' or 'black', got {settings.on_video_error!r}")
+        if settings.task != "auto":
+            resolve_task(settings.task)  # unknown task: fail before any work
         self.settings = settings
         self.model = model
-        ckpt = read_checkpoint(settings.model_path) if model is None else model.checkpoint
-        self.image = dict(size=ckpt.image_size, mean=ckpt.image_mean, std=ckpt.image_std,
-                          rescale_factor=ckpt.rescale_factor, aspect_mode=ckpt.image_aspect_ratio)
-        self.model_id = model.identifier if model is not None else str(settings.model_path)
-        self.dtype = getattr(torch, settings.dtype)
+        options = dict(dtype=getattr(torch, settings.dtype), on_video_error=settings.on_video_error,
+                       decode_all_frames=settings.all_frames)
+        if model is not None:
+            self.inputs = model.media_inputs().with_options(**options)
+            self.model_id = model.identifier
+        else:
+            self.inputs = VilaInputs.from_checkpoint(read_checkpoint(settings.model_path), **options)
+            self.model_id = str(settings.model_path)
 
     def __getstate__(self):  # never ship the model to the decoding workers
         state = dict(self.__dict__)
@@ -90,11 +112,13 @@ class Step2Stage:
         return state
 
     def signature(self) -> dict[str, Any]:
+        """What the records depend on; an existing record with other values is redone (resume check)."""
         s = self.settings
         return {"vila": self.model_id, "dtype": s.dtype, "task": s.task, "on_video_error": s.on_video_error,
-                "all_frames": s.all_frames}
+                "all_frames": s.all_frames, "resampler": self.inputs.resampler}
 
     def task_for(self, record: dict[str, Any]) -> str:
+        """``auto``: vid_edit for edit pairs, vid_gen (no media) for caption records (no target latent)."""
         if self.settings.task != "auto":
             return resolve_task(self.settings.task).name
         return "vid_edit" if "latent_feature_tgt" in record else "vid_gen"
@@ -105,33 +129,29 @@ class Step2Stage:
             record = load_record(path)
         except Exception as err:  # noqa: BLE001 - unreadable, truncated or refused
             raise SampleError(INVALID_RECORD, f"{path}: cannot load step-1 record: {err}") from None
-        lacking = missing_keys(record, "vae")
-        if lacking:
-            raise SampleError(INVALID_RECORD, f"{path}: not a step-1 record (missing {lacking})")
+        record = _check_step1(record, path)
         task = resolve_task(self.task_for(record))
-        pixels = None
-        if task.media == "video":
-            video = _resolve(record["video_path"], self.settings.video_root)
-            wanted = None if self.settings.all_frames else 1 + record["prompt"].count("<image>")
-            try:
-                images = load_ar_frames(video, AR_NUM_FRAMES, on_error=self.settings.on_video_error,
-                                        only_first=wanted)
-            except SampleError as err:
-                raise type(err)(err.reason, f"{path.name}: source video: {err.message}") from None
-            pixels = preprocess_images(images, dtype=self.dtype, **self.image)
-        elif task.media == "image":
-            from PIL import Image
-
-            with Image.open(_resolve(record["video_path"], self.settings.video_root)) as img:
-                pixels = preprocess_images([img.convert("RGB")], dtype=self.dtype, **self.image)
+        media = None if task.media is None else _resolve(record["video_path"], self.settings.video_root)
+        try:
+            pixels = self.inputs.prepare(task.name, record["prompt"], media)
+        except SampleError as err:
+            hint = "" if media is None or Path(record["video_path"]).is_absolute() else \
+                f" (relative to --video-root {self.settings.video_root})"
+            raise type(err)(err.reason, f"{path.name}: source {task.media}{hint}: {err.message}",
+                            skip=err.skip) from None
+        except ValueError as err:  # e.g. more literal <image> in the prompt than sampled frames
+            raise SampleError(INVALID_RECORD, f"{path.name}: {err}") from None
         return Decoded(item, {"record": record, "task": task.name, "pixels": pixels})
 
     def encode(self, decoded: Decoded) -> dict[str, Any]:
         data = decoded.data
         record, task = data["record"], data["task"]
         vlm = self.model.encode_pixels(task, record["prompt"], data["pixels"])
-        meta = {"settings": self.signature(), "vae_settings": record.get("meta", {}).get("settings"),
-                "ar": {"task": task, "step1_record": str(decoded.item.payload.record_path)}}
+        step1_meta = record.get(META_KEY)
+        meta = {"settings": self.signature(),
+                "vae_settings": step1_meta.get("settings") if isinstance(step1_meta, dict) else None,
+                "ar": {"task": task, "step1_record": str(decoded.item.payload.record_path),
+                       "num_tokens": int(vlm.shape[1])}}
         return ar_record(record, vlm, meta)
 
 
@@ -140,6 +160,9 @@ def plan_items(records: list[Path], out: Path) -> list[WorkItem]:
     seen: dict[str, int] = {}
     items = []
     for index, path in enumerate(records):
+        if path.parent.resolve() == out.resolve():
+            raise InputError(f"{path}: the result folder holds the step-1 records; step 2 would overwrite them "
+                             "(use another --result-folder)")
         stem = path.stem
         if stem in seen:
             stem = f"{stem}-{path.parent.name}-{index}"

@@ -237,7 +237,8 @@ def build_rows(record: dict[str, Any], plans: list[VideoPlan], positions: list[i
         if vae is not None and latent is not None:
             decoded = to_uint8(decode_latents(vae, latent))
             n = decoded.shape[0]
-            rows.append(PreviewRow(f"{role} latent decoded by the VAE ({tuple(latent.shape)} -> {n} frames)",
+            shape = "x".join(str(d) for d in latent.shape)
+            rows.append(PreviewRow(f"{role} latent {shape} decoded by the VAE ({n} frames)",
                                    {p: decoded[min(p, n - 1)] for p in positions}))
     if not rows:
         raise PreviewError("nothing to show: no video to re-decode and no VAE given")

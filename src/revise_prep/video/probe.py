@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -17,7 +17,7 @@ import av
 
 from revise_prep.errors import CANNOT_OPEN, EMPTY_FILE, MISSING_FILE, NO_VIDEO_STREAM, VideoError
 
-__all__ = ["VideoInfo", "probe_video", "count_frames_decode", "open_video", "CountMethod"]
+__all__ = ["VideoInfo", "probe_video", "probe_open", "count_frames_decode", "open_video", "CountMethod"]
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +140,64 @@ def _first_frame_rotation(path: Path) -> int:
     return 0
 
 
-def probe_video(path: str | os.PathLike[str], *, method: Literal["auto", "metadata", "packets", "decode"] = "auto",
-                read_rotation: bool = True) -> VideoInfo:
+Method = Literal["auto", "metadata", "packets", "decode"]
+
+
+def _describe(container: av.container.InputContainer, stream: av.video.stream.VideoStream, file_size: int,
+              path: str | os.PathLike[str], method: Method) -> tuple[VideoInfo, bool]:
+    """VideoInfo of an open video; the flag says whether packets were read (container no longer at start)."""
+    if method not in ("auto", "metadata", "packets", "decode"):
+        raise ValueError(f"unknown count method {method!r}")
+    count: int | None = None
+    used: CountMethod = "metadata"
+    touched = False
+    if method == "metadata":
+        count = int(stream.frames or 0)
+    elif method == "auto" and _index_is_complete(stream, file_size):
+        count = int(stream.frames)
+    if count is None and method in ("auto", "packets"):
+        touched = True
+        count, used = _count_packets(container, stream, file_size), "packets"
+        if count is None:
+            log.info("%s: data cut short (index promises %s frames); counting by decoding", path, stream.frames)
+            container.seek(0)
+    if count is None:
+        touched = True
+        count, used = _decode_count(container, stream), "decode"
+    fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+    duration = None
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000
+    rotation = 0
+    try:
+        rotation = int(stream.metadata.get("rotate", 0))  # old-style tag; the display matrix is read from frames
+    except ValueError:
+        pass
+    info = VideoInfo(path=str(path), width=int(stream.width), height=int(stream.height), fps=fps,
+                     num_frames=count, count_method=used, rotation=rotation,
+                     codec=stream.codec_context.name, duration_s=duration)
+    return info, touched
+
+
+def probe_open(path: str | os.PathLike[str], *, method: Method = "auto",
+               ) -> tuple[av.container.InputContainer, av.video.stream.VideoStream, VideoInfo]:
+    """Probe like :func:`probe_video` (no rotation read) and return the container ready to decode from
+    the start, so a reader opens the file once. The caller closes the container."""
+    container, stream, file_size = open_video(path)
+    try:
+        info, touched = _describe(container, stream, file_size, path, method)
+    except BaseException:
+        container.close()
+        raise
+    if touched:  # packets were read: reopen rather than trust a seek to restore the exact decoder input
+        container.close()
+        container, stream, _ = open_video(path)
+    return container, stream, info
+
+
+def probe_video(path: str | os.PathLike[str], *, method: Method = "auto", read_rotation: bool = True) -> VideoInfo:
     """Describe the video at ``path``; frame count by the cheapest method that equals a full decode.
 
     ``method="auto"``: index metadata when complete (:func:`_index_is_complete`), else demux-only packet
@@ -150,46 +206,15 @@ def probe_video(path: str | os.PathLike[str], *, method: Literal["auto", "metada
     ``"decode"`` always decodes. ``read_rotation`` decodes the first frame to read its display matrix.
     Raises VideoError: missing_file, empty_file, cannot_open, no_video_stream.
     """
-    p = Path(path)
-    container, stream, file_size = open_video(p)
+    container, stream, file_size = open_video(path)
     try:
-        count: int | None = None
-        used: CountMethod
-        if method == "metadata":
-            count, used = int(stream.frames or 0), "metadata"
-        elif method == "auto" and _index_is_complete(stream, file_size):
-            count, used = int(stream.frames), "metadata"
-        if count is None and method in ("auto", "packets"):
-            count, used = _count_packets(container, stream, file_size), "packets"
-            if count is None:
-                log.info("%s: data cut short (index promises %s frames); counting by decoding", p, stream.frames)
-                container.seek(0)
-        if count is None:
-            if method not in ("auto", "packets", "decode"):
-                raise ValueError(f"unknown count method {method!r}")
-            count, used = _decode_count(container, stream), "decode"
-        fps = float(stream.average_rate or stream.guessed_rate or 0.0)
-        duration = None
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / 1_000_000
-        rotation = 0
-        meta_rot = stream.metadata.get("rotate")
-        if meta_rot is not None:
-            try:
-                rotation = int(meta_rot)
-            except ValueError:
-                rotation = 0
-        info = VideoInfo(path=str(path), width=int(stream.width), height=int(stream.height), fps=fps,
-                         num_frames=count, count_method=used, rotation=rotation,
-                         codec=stream.codec_context.name, duration_s=duration)
+        info, _ = _describe(container, stream, file_size, path, method)
     finally:
         container.close()
     if read_rotation and not info.rotation:
-        rot = _first_frame_rotation(p)
+        rot = _first_frame_rotation(Path(path))
         if rot:
-            info = VideoInfo(**{**info.__dict__, "rotation": rot})
+            info = replace(info, rotation=rot)
     return info
 
 

@@ -25,7 +25,7 @@ import torch
 from revise_prep.errors import DECODE_ERROR, INSUFFICIENT_FRAMES, ORIENTATION_MISMATCH, VideoError
 from revise_prep.settings import FrameSettings
 
-from .probe import VideoInfo, open_video, probe_video
+from .probe import VideoInfo, open_video, probe_open, probe_video
 from .selection import effective_interval, frame_indices, frames_needed, orientation_mismatch
 from .transform import frame_to_tensor_into
 
@@ -69,6 +69,46 @@ class DecodeStats:
     ended_early: bool = False  # the stream ended (or the decoder gave up) before the last wanted frame
 
 
+def _decode_wanted(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                   path: str | os.PathLike[str], wanted: Sequence[int], threads: int, auto_rotate: bool,
+                   stats: DecodeStats) -> Iterator[tuple[int, np.ndarray]]:
+    """Core loop over an open container at its start; ``wanted`` sorted, distinct, non-empty. Does not close."""
+    want, last = set(wanted), wanted[-1]
+    _configure_threads(stream, threads)
+    frames = container.decode(stream)
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            stats.ended_early = True
+            return
+        except av.error.InvalidDataError as exc:
+            log.debug("%s: decoder stopped after %d frames: %s", path, stats.decoded, exc)
+            stats.ended_early = True
+            return
+        except av.error.FFmpegError as exc:
+            raise VideoError(DECODE_ERROR, f"{path}: decoding failed after {stats.decoded} frames: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        if stats.rotation is None:
+            stats.rotation = int(round(frame.rotation or 0))
+        idx = stats.decoded
+        stats.decoded += 1
+        if idx in want:
+            rgb = frame.to_ndarray(format="rgb24")
+            if auto_rotate and frame.rotation:
+                rgb = _rotate(rgb, frame.rotation)
+            yield idx, rgb
+            if idx >= last:
+                return
+
+
+def _wanted(indices: Sequence[int]) -> list[int]:
+    wanted = sorted(set(int(i) for i in indices))
+    if wanted and wanted[0] < 0:
+        raise ValueError(f"frame indices must be >= 0 (got {wanted[0]})")
+    return wanted
+
+
 def iter_frames_rgb(path: str | os.PathLike[str], indices: Sequence[int], *, threads: int = 0,
                     auto_rotate: bool = False, stats: DecodeStats | None = None,
                     ) -> Iterator[tuple[int, np.ndarray]]:
@@ -79,42 +119,13 @@ def iter_frames_rgb(path: str | os.PathLike[str], indices: Sequence[int], *, thr
     raises VideoError(decode_error). Yields fewer frames than asked when the video ends early; the
     caller decides whether that is an error.
     """
-    wanted = sorted(set(int(i) for i in indices))
+    wanted = _wanted(indices)
     if not wanted:
         return
-    if wanted[0] < 0:
-        raise ValueError(f"frame indices must be >= 0 (got {wanted[0]})")
-    want = set(wanted)
-    last = wanted[-1]
-    stats = stats if stats is not None else DecodeStats()
     container, stream, _ = open_video(path)
     try:
-        _configure_threads(stream, threads)
-        frames = container.decode(stream)
-        while True:
-            try:
-                frame = next(frames)
-            except StopIteration:
-                stats.ended_early = True
-                break
-            except av.error.InvalidDataError as exc:
-                log.debug("%s: decoder stopped after %d frames: %s", path, stats.decoded, exc)
-                stats.ended_early = True
-                break
-            except av.error.FFmpegError as exc:
-                raise VideoError(DECODE_ERROR, f"{path}: decoding failed after {stats.decoded} frames: "
-                                 f"{type(exc).__name__}: {exc}") from exc
-            if stats.rotation is None:
-                stats.rotation = int(round(frame.rotation or 0))
-            idx = stats.decoded
-            stats.decoded += 1
-            if idx in want:
-                rgb = frame.to_ndarray(format="rgb24")
-                if auto_rotate and frame.rotation:
-                    rgb = _rotate(rgb, frame.rotation)
-                yield idx, rgb
-                if idx >= last:
-                    break
+        yield from _decode_wanted(container, stream, path, wanted, threads, auto_rotate,
+                                  stats if stats is not None else DecodeStats())
     finally:
         container.close()
 
@@ -140,10 +151,24 @@ def read_clip(path: str | os.PathLike[str], settings: FrameSettings, *, threads:
 
     Raises VideoError: insufficient_frames / orientation_mismatch (``skip=True``, the original returns
     None), missing_file / empty_file / cannot_open / no_video_stream (the original raises), and
-    decode_error when fewer frames decode than the count promised.
+    decode_error when fewer frames decode than the count promised. ``info``: a VideoInfo from an earlier
+    probe (skips probing; its ``num_frames`` drives the interval). ``threads``: decoder threads (0 =
+    library default); results are identical for any value.
     """
     if info is None:
-        info = probe_video(path, read_rotation=False)
+        container, stream, info = probe_open(path)  # one open for probing and decoding
+    else:
+        container, stream, _ = open_video(path)
+    try:
+        return _read_clip_open(container, stream, path, settings, info, threads, auto_rotate)
+    finally:
+        container.close()
+
+
+def _read_clip_open(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                    path: str | os.PathLike[str], settings: FrameSettings, info: VideoInfo, threads: int,
+                    auto_rotate: bool) -> Clip:
+    """The rules of :func:`read_clip` on an open container positioned at the start."""
     total = info.num_frames
     rate = effective_interval(total, settings.frame_num, settings.interval, settings.skip, settings.strict_count)
     if rate == 0:
@@ -162,8 +187,7 @@ def read_clip(path: str | os.PathLike[str], settings: FrameSettings, *, threads:
     out = np.empty((len(indices), 3, settings.height, settings.width), dtype=np.float32)
     stats = DecodeStats()
     got = 0
-    for k, (idx, rgb) in enumerate(iter_frames_rgb(path, indices, threads=threads, auto_rotate=auto_rotate,
-                                                   stats=stats)):
+    for k, (idx, rgb) in enumerate(_decode_wanted(container, stream, path, indices, threads, auto_rotate, stats)):
         if idx != indices[k]:  # cannot happen with distinct increasing indices; guards the invariant
             raise AssertionError(f"frame {idx} arrived where {indices[k]} was expected")
         frame_to_tensor_into(rgb, out[k])  # transformed as it arrives; the RGB frame is dropped

@@ -39,7 +39,7 @@ def _resize_u8(frame: np.ndarray, tgt_h: int, tgt_w: int) -> np.ndarray:
     top, left, ch, cw = crop_box(h, w, tgt_h, tgt_w)
     img = Image.fromarray(frame)
     img = img.crop((left, top, left + cw, top + ch)).resize((tgt_w, tgt_h), Image.BILINEAR)
-    return np.array(img)  # writable copy (torch.from_numpy needs one)
+    return np.asarray(img)  # read-only view is fine: the LUT step writes a new array
 
 
 def _build_lut() -> np.ndarray:
