@@ -128,13 +128,10 @@ class Timing:
 
 
 def pure_model(decoded: list[tuple[list[torch.Tensor], str]], vae, t5) -> int:
-    """What Step1Stage.encode spends in the models: one VAE call on the stacked pair, one umT5 call."""
+    """The model calls Step1Stage.encode makes for one sample: the VAE on each clip, umT5 on the prompt."""
     for videos, prompt in decoded:
-        if len({tuple(v.shape) for v in videos}) == 1:
-            vae.encode(torch.stack([v.permute(1, 0, 2, 3) for v in videos]))
-        else:
-            for v in videos:
-                vae.encode(v.permute(1, 0, 2, 3)[None])
+        for v in videos:
+            vae.encode(v.permute(1, 0, 2, 3)[None])
         t5.encode([prompt])
     return len(decoded)
 
@@ -184,6 +181,10 @@ def run(case: Case, repeats: int, workers: list[int], cache: Path, work: Path) -
     return {"timings": timings, "decode_cpu": decode_cpu, "threads": torch.get_num_threads()}
 
 
+def _span(tm: Timing) -> str:
+    return f"{min(tm.rate):.3f} - {max(tm.rate):.3f}"
+
+
 def table(case: Case, res: dict, repeats: int) -> str:
     t: dict[str, Timing] = res["timings"]
     pure = t["pure"].median("rate")
@@ -194,20 +195,33 @@ def table(case: Case, res: dict, repeats: int) -> str:
     cores = os.cpu_count() or 1
     lines = [f"Step 1 throughput, samples/s (median of {repeats} interleaved runs; {cores} CPU cores, torch threads "
              f"{res['threads']}); {case.desc}. ratio = pipeline / pure-model.", "",
-             "| configuration | samples/s | ratio | main-process CPU s/sample | worker CPU s/sample |",
-             "|---|---:|---:|---:|---:|",
-             f"| pure model (pre-decoded tensors, VAE + umT5 only) | {pure:.3f} | 1.00 | {model_cpu:.3f} | - |"]
+             "| configuration | samples/s (median) | min - max | ratio | main-process CPU s/sample | "
+             "worker CPU s/sample |", "|---|---:|---:|---:|---:|---:|",
+             f"| pure model (pre-decoded tensors, VAE + umT5 only) | {pure:.3f} | {_span(t['pure'])} | 1.00 | "
+             f"{model_cpu:.3f} | - |"]
     for name, tm in t.items():
         if name == "pure":
             continue
         rate = tm.median("rate")
-        lines.append(f"| run_step1, num_workers={name[1:]} | {rate:.3f} | {rate / pure:.2f} | "
+        lines.append(f"| run_step1, num_workers={name[1:]} | {rate:.3f} | {_span(tm)} | {rate / pure:.2f} | "
                      f"{tm.median('main_cpu'):.3f} | {tm.median('worker_cpu'):.3f} |")
     bound = min(1.0, cores / (model_cpu + decode_cpu) / pure)
     lines += ["", f"CPU per sample: decoding {decode_cpu:.3f} s (both clips, one process), encoding {model_cpu:.3f} s "
               f"(pure-model run). With {cores} cores shared by decode workers and the encoder, the pipeline "
               f"cannot exceed {cores} / ({model_cpu:.3f} + {decode_cpu:.3f}) = {cores / (model_cpu + decode_cpu):.3f} "
               f"samples/s, i.e. ratio <= {bound:.2f}, unless the encoder leaves cores idle."]
+    for name, tm in t.items():
+        if name != "pure":
+            cpu = tm.median("main_cpu") + tm.median("worker_cpu")
+            lines.append(f"CPU-time ratio, num_workers={name[1:]}: pure-model CPU / pipeline CPU (main + workers) = "
+                         f"{model_cpu:.3f} / {cpu:.3f} = {model_cpu / cpu:.2f} (what a {cores}-core box saturated "
+                         "by the pipeline can show at best; insensitive to other load on the machine).")
+    try:
+        load = os.getloadavg()[0]
+        lines.append(f"Load average at the end: {load:.1f} on {cores} cores (above {cores} means other processes "
+                     "shared the CPU: wall-clock rates are then noisy, see min - max).")
+    except OSError:
+        pass
     if not onepass_available():
         lines.append("One-pass `revise-prep run`: not available in this tree (no revise_prep.pipeline.onepass); "
                      "not benchmarked.")

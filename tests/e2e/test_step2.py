@@ -148,9 +148,14 @@ def test_rerun_resumes_everything(step1, step2, dataset, vila_dir):
 
 
 # ---------------------------------------------------------------------------------------------- (e) used frames
-def test_only_used_frames_identical(step1, step2, dataset, vila_dir, tmp_path):
+def test_only_used_frames_identical(step1, step2, dataset, vila_dir, vila, tmp_path):
+    """``--only-used-frames`` (in-process: ``run_step2`` is what the CLI calls) gives the same bits on CPU."""
+    from revise_prep.pipeline.step2 import ArSettings, run_step2
+
     out = tmp_path / "fast"
-    cli(*ar_args(step1 / "vae_features.txt", out, vila_dir, dataset, "--num-workers", "1", "--only-used-frames"))
+    run_step2(ArSettings(data_file=str(step1 / "vae_features.txt"), result_folder=str(out),
+                         model_path=str(vila_dir), video_root=str(dataset), device="cpu", all_frames=False,
+                         num_workers=1, progress=False), model=vila)
     assert summary(out)["by_status"] == {"done": 4}
     for a, b in zip(listed(step2), listed(out)):
         assert a.name == b.name

@@ -196,3 +196,24 @@ def test_rotation_reported_and_optional(vids):
     turned = np.ascontiguousarray(np.rot90(raw, k=(plain.info.rotation // 90) % 4))
     assert turned.shape == (64, 48, 3)
     assert torch.equal(rotated.frames[0], frames_to_tensor([turned], 32, 24)[0])
+
+
+def test_extra_indices_come_from_the_same_pass(tmp_path):
+    """The one-pass command's AR frames: raw RGB equal to a separate decode; the clip is unchanged."""
+    from revise_prep.settings import FrameSettings
+    from revise_prep.testing.videos import make_video
+    from revise_prep.video import read_clip, read_frames_rgb
+
+    path = make_video(tmp_path / "v.mp4", frames=30, width=64, height=40, seed=4)
+    settings = FrameSettings(frame_num=5, interval=2, height=32, width=48)
+    plain = read_clip(path, settings)
+    extra = [0, 3, 7, 28, 28]
+    both = read_clip(path, settings, extra_indices=extra)
+    assert torch.equal(plain.frames, both.frames) and plain.indices == both.indices
+    assert plain.extra == {}
+    expected = read_frames_rgb(path, sorted(set(extra)))
+    assert sorted(both.extra) == sorted(set(extra))
+    for idx, rgb in zip(sorted(set(extra)), expected):
+        assert np.array_equal(both.extra[idx], rgb)
+    beyond = read_clip(path, settings, extra_indices=[40])  # past the end: absent, the clip still complete
+    assert beyond.extra == {} and torch.equal(beyond.frames, plain.frames)

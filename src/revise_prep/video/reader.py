@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import av
 import numpy as np
@@ -43,6 +43,7 @@ class Clip:
     interval: int  # effective interval after lowering
     requested_interval: int
     info: VideoInfo
+    extra: dict[int, np.ndarray] = field(default_factory=dict)  # raw RGB frames asked for via ``extra_indices``
 
 
 def _configure_threads(stream: av.video.stream.VideoStream, threads: int) -> None:
@@ -146,28 +147,30 @@ def read_frames_rgb(path: str | os.PathLike[str], indices: Sequence[int], *, thr
 
 
 def read_clip(path: str | os.PathLike[str], settings: FrameSettings, *, threads: int = 0,
-              auto_rotate: bool = False, info: VideoInfo | None = None) -> Clip:
+              auto_rotate: bool = False, info: VideoInfo | None = None, extra_indices: Sequence[int] = ()) -> Clip:
     """Sample ``settings.frame_num`` frames from ``path`` exactly as the original ``read_video_frames``.
 
     Raises VideoError: insufficient_frames / orientation_mismatch (``skip=True``, the original returns
     None), missing_file / empty_file / cannot_open / no_video_stream (the original raises), and
     decode_error when fewer frames decode than the count promised. ``info``: a VideoInfo from an earlier
     probe (skips probing; its ``num_frames`` drives the interval). ``threads``: decoder threads (0 =
-    library default); results are identical for any value.
+    library default); results are identical for any value. ``extra_indices``: more decode-order frames to
+    return raw (uint8 RGB, in ``Clip.extra``) from the same decoding pass, e.g. the AR model's frames; those
+    the video does not reach are simply absent.
     """
     if info is None:
         container, stream, info = probe_open(path)  # one open for probing and decoding
     else:
         container, stream, _ = open_video(path)
     try:
-        return _read_clip_open(container, stream, path, settings, info, threads, auto_rotate)
+        return _read_clip_open(container, stream, path, settings, info, threads, auto_rotate, extra_indices)
     finally:
         container.close()
 
 
 def _read_clip_open(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
                     path: str | os.PathLike[str], settings: FrameSettings, info: VideoInfo, threads: int,
-                    auto_rotate: bool) -> Clip:
+                    auto_rotate: bool, extra_indices: Sequence[int] = ()) -> Clip:
     """The rules of :func:`read_clip` on an open container positioned at the start."""
     total = info.num_frames
     rate = effective_interval(total, settings.frame_num, settings.interval, settings.skip, settings.strict_count)
@@ -187,15 +190,25 @@ def _read_clip_open(container: av.container.InputContainer, stream: av.video.str
     out = np.empty((len(indices), 3, settings.height, settings.width), dtype=np.float32)
     stats = DecodeStats()
     got = 0
-    for k, (idx, rgb) in enumerate(_decode_wanted(container, stream, path, indices, threads, auto_rotate, stats)):
-        if idx != indices[k]:  # cannot happen with distinct increasing indices; guards the invariant
-            raise AssertionError(f"frame {idx} arrived where {indices[k]} was expected")
-        frame_to_tensor_into(rgb, out[k])  # transformed as it arrives; the RGB frame is dropped
-        got += 1
+    position = {idx: k for k, idx in enumerate(indices)}
+    extra_wanted = set(extra_indices)
+    extra: dict[int, np.ndarray] = {}
+    wanted = sorted(set(indices) | extra_wanted)
+    try:
+        for idx, rgb in _decode_wanted(container, stream, path, wanted, threads, auto_rotate, stats):
+            if idx in extra_wanted:
+                extra[idx] = rgb.copy()
+            if idx in position:
+                frame_to_tensor_into(rgb, out[position[idx]])  # transformed as it arrives; the RGB frame is dropped
+                got += 1
+    except VideoError:
+        if got < len(indices):
+            raise  # the clip itself is incomplete; past its last frame only the extras are lost
+
     if got < len(indices):
         raise VideoError(DECODE_ERROR, f"{path}: only {stats.decoded} frames decoded (got {got} of the "
                          f"{len(indices)} wanted, up to frame {indices[-1]}; the count said {total})")
     if stats.rotation is not None and stats.rotation != info.rotation:
         info = replace(info, rotation=stats.rotation)
     return Clip(frames=torch.from_numpy(out), indices=indices, interval=rate,
-                requested_interval=settings.interval, info=info)
+                requested_interval=settings.interval, info=info, extra=extra)
