@@ -67,7 +67,7 @@ class Case:
 
 def make_case(quick: bool, pairs: int | None) -> Case:
     if quick:
-        return Case(True, pairs or 2, 160, 96, 24, FrameSettings(frame_num=5, interval=2, height=32, width=48), 64)
+        return Case(True, pairs or 2, 160, 96, 12, FrameSettings(frame_num=1, interval=2, height=16, width=16), 16)
     return Case(False, pairs or 4, 1280, 720, 60, FrameSettings(frame_num=5, interval=10, height=64, width=112))
 
 

@@ -1,4 +1,5 @@
-"""``revise-prep demo``: generate videos and tiny random models, run the real pipeline on them."""
+"""``revise-prep demo``: generate videos and tiny random models of the three real architectures, run the real
+one-pass pipeline on them, print a summary and preview one record."""
 
 from __future__ import annotations
 
@@ -28,5 +29,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {reason:<22}{count:>8}")
     print(f"records:   {summary['output_dir']}")
     print(f"list file: {summary['list_file']}")
+    if "preview" in summary:
+        print(f"preview:   {summary['preview']}")
     print(f"wall time: {summary['wall_seconds']} s")
     return 0

@@ -183,15 +183,20 @@ def load_ar_model(settings: ArSettings, rank: RankInfo):
 
 def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
               keep_mismatched: bool = False) -> dict[str, Any] | None:
+    """Run step 2 for this process's share; returns the merged summary when this rank finished last.
+
+    ``model``: an already loaded :class:`VilaARModel` (its ``on_video_error``/``decode_all_frames`` do not
+    matter: ``settings`` decide them).
+    """
     rank = rank or rank_info()
     out = Path(settings.result_folder)
     out.mkdir(parents=True, exist_ok=True)
-    records = step1_records(settings.data_file)
+    items = plan_items(step1_records(settings.data_file), out)  # input errors before the model loads
     model = model or load_ar_model(settings, rank)
     if rank.is_main:
         write_json(out / "config.json", {"step": "ar", "settings": asdict(settings), "world_size": rank.world_size})
     stage = Step2Stage(settings, model)
-    return run_stage(stage, plan_items(records, out), out, rank, num_workers=settings.num_workers,
+    return run_stage(stage, items, out, rank, num_workers=settings.num_workers,
                      progress=settings.progress, keep_mismatched=keep_mismatched,
                      decode_timeout=settings.decode_timeout,
                      describe=lambda item: {"source": str(item.payload.record_path)})
