@@ -54,4 +54,5 @@ class RunSettings:
     min_prompt_len: int = 10  # the original skips prompts of at most 10 characters
     skip_bad_entries: bool = False  # record malformed input entries as failures instead of stopping
     decode_timeout: float = 300.0  # seconds one sample's decoding may take before it is failed
+    record_format: str = "pickle"  # or "safetensors"
     progress: bool = True

@@ -10,7 +10,7 @@ from pathlib import Path
 def register(sub) -> None:
     p = sub.add_parser("inspect", help="keys, shapes, dtypes, value ranges, NaN/Inf of a record or a list file",
                        description=__doc__)
-    p.add_argument("path", help="a record (.pkl) or a list file (.txt)")
+    p.add_argument("path", help="a record (.pkl / .safetensors) or a list file (.txt)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -52,10 +52,11 @@ def run(args: argparse.Namespace) -> int:
     from revise_prep.records.inspect import inspect_list, inspect_record
 
     path = Path(args.path)
-    info = inspect_record(path) if path.suffix == ".pkl" else inspect_list(path)
+    single = path.suffix in (".pkl", ".safetensors")
+    info = inspect_record(path) if single else inspect_list(path)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
     else:
-        (_print_record if path.suffix == ".pkl" else _print_list)(info)
+        (_print_record if single else _print_list)(info)
     bad = info["problems"] or info.get("unreadable")
     return 1 if bad else 0

@@ -80,6 +80,8 @@ def add_run_options(p: argparse.ArgumentParser, *, input_flags: tuple[str, ...],
                    help="record malformed input entries in failures.jsonl and go on instead of stopping")
     g.add_argument("--keep-mismatched", action="store_true",
                    help="keep existing records made with other settings instead of redoing them")
+    g.add_argument("--format", dest="record_format", choices=("pickle", "safetensors"), default="pickle",
+                   help="record files: pickle (.pkl, what ReViSE training reads) or safetensors")
     g.add_argument("--decode-timeout", type=float, default=300.0,
                    help="seconds one sample's decoding may take before it is failed (a hanging decoder)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -89,4 +91,5 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
     return RunSettings(input=args.input, output_dir=args.output_dir, video_root=args.video_root,
                        num_workers=args.num_workers, min_prompt_len=args.min_prompt_len,
                        skip_bad_entries=args.skip_bad_entries, decode_timeout=args.decode_timeout,
+                       record_format=args.record_format,
                        progress=args.progress)

@@ -24,6 +24,7 @@ from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
 from revise_prep.pipeline.step1 import Step1Stage, describe, load_step1_models, plan_items
 from revise_prep.pipeline.step2 import ArSettings, load_ar_model
+from revise_prep.records.formats import suffix
 from revise_prep.records.reports import write_list
 from revise_prep.records.schema import ar_record
 from revise_prep.settings import FrameSettings, ModelSettings, RunSettings
@@ -125,7 +126,7 @@ class OnePassStage(Step1Stage):
         record = ar_record(step1, vlm, meta)
         extras = []
         if self.keep_intermediate is not None:
-            extras.append((self.keep_intermediate / f"{decoded.item.name}.pkl", step1))
+            extras.append((self.keep_intermediate / decoded.item.path.name, step1))
         return record, extras
 
 
@@ -157,7 +158,7 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
         write_json(out / "config.json", {"step": "run", "run": asdict(run), "frames": asdict(frames),
                                          "models": asdict(models), "ar": asdict(ar),
                                          "keep_intermediate": keep_intermediate, "world_size": rank.world_size})
-    summary = run_stage(stage, plan_items(samples, problems, out), out, rank, num_workers=run.num_workers,
+    summary = run_stage(stage, plan_items(samples, problems, out, suffix(run.record_format)), out, rank, num_workers=run.num_workers,
                         progress=run.progress, keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout,
                         describe=describe)
     if summary is not None and inter is not None:

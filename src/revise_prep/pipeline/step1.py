@@ -15,6 +15,7 @@ from revise_prep.models.text import passes_prompt_filter
 from revise_prep.pipeline.dist import RankInfo, rank_info, resolve_device
 from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
+from revise_prep.records.formats import suffix
 from revise_prep.records.naming import DUPLICATE_SAMPLE, plan_names
 from revise_prep.records.reports import Outcome
 from revise_prep.records.schema import step1_record
@@ -42,7 +43,7 @@ def describe(item: WorkItem) -> dict[str, str | None]:
     return {"source": sample.source, "target": sample.target, "extra": dict(item.notes)}
 
 
-def plan_items(samples: list[Sample], problems, out: Path) -> list[WorkItem]:
+def plan_items(samples: list[Sample], problems, out: Path, ext: str = ".pkl") -> list[WorkItem]:
     """One work item per input entry, in input order; duplicates and malformed entries pre-failed."""
     plan = plan_names(samples)
     items = []
@@ -57,10 +58,10 @@ def plan_items(samples: list[Sample], problems, out: Path) -> list[WorkItem]:
         name = plan.names[sample.index]
         notes = {}
         if sample.index in plan.renamed:
-            log.warning("%s: output name %r is taken by an earlier sample; writing %s.pkl",
-                        sample.label, plan.renamed[sample.index], name)
+            log.warning("%s: output name %r is taken by an earlier sample; writing %s%s",
+                        sample.label, plan.renamed[sample.index], name, ext)
             notes = {"renamed_from": plan.renamed[sample.index]}
-        items.append(WorkItem(sample.index, name, out / f"{name}.pkl", sample, notes=notes))
+        items.append(WorkItem(sample.index, name, out / f"{name}{ext}", sample, notes=notes))
     for p in problems:
         items.append(WorkItem(p.index, None, None, None, Outcome(index=p.index, name=None, status="failed",
                                                                  reason=p.reason, message=str(p))))
@@ -163,6 +164,6 @@ def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *,
     if rank.is_main:
         write_json(out / "config.json", {"step": "vae", "run": asdict(run), "frames": asdict(frames),
                                          "models": asdict(models), "world_size": rank.world_size})
-    items = plan_items(samples, problems, out)
+    items = plan_items(samples, problems, out, suffix(run.record_format))
     return run_stage(stage, items, out, rank, num_workers=run.num_workers, progress=run.progress,
                      keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout, describe=describe)

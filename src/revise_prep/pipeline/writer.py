@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from revise_prep.records.atomic import atomic_write_bytes
-from revise_prep.records.safe_pickle import dumps
+from revise_prep.records.formats import serialize
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class RecordWriter:
             if self.fatal is not None:  # drop silently: the run is stopping, these samples stay undone
                 continue
             try:
-                atomic_write_bytes(path, dumps(record), fsync=self._fsync)
+                atomic_write_bytes(path, serialize(record, path), fsync=self._fsync)
             except OSError as err:
                 if err.errno in FATAL_ERRNOS:
                     self.fatal = FatalWriteError(f"cannot write {path}: {err.strerror} "

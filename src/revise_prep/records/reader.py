@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from revise_prep.records.formats import deserialize
 from revise_prep.records.reports import read_list
-from revise_prep.records.safe_pickle import safe_load
+from revise_prep.records.safe_pickle import UnsafePickleError
 
 
 def as_training_sample(record: dict[str, Any]) -> dict[str, Any]:
@@ -22,8 +23,11 @@ def as_training_sample(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_record(path: str | Path) -> dict[str, Any]:
-    """Load one record safely (restricted unpickler); raises ValueError if it is not a dict."""
-    record = safe_load(path)
+    """Load one record safely (pickle through the restricted unpickler, or safetensors); must be a dict."""
+    try:
+        record = deserialize(Path(path).read_bytes(), path)
+    except UnsafePickleError as err:
+        raise UnsafePickleError(f"{path}: {err}") from None
     if not isinstance(record, dict):
         raise ValueError(f"{path}: not a record (a {type(record).__name__}, expected a dict)")
     return record

@@ -1,0 +1,55 @@
+"""``revise-prep convert``: records between pickle (.pkl) and safetensors, one file, a folder or a list file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("convert", help="convert records between pickle and safetensors", description=__doc__)
+    p.add_argument("input", help="a record, a folder of records or a list file")
+    p.add_argument("--to", required=True, choices=("pickle", "safetensors"))
+    p.add_argument("--output-dir", help="where converted records go (default: beside each input)")
+    p.set_defaults(func=run)
+
+
+def _inputs(path: Path) -> list[Path]:
+    from revise_prep.records.reports import read_list
+
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in (".pkl", ".safetensors") and not p.name.startswith("."))
+    if path.suffix in (".pkl", ".safetensors"):
+        return [path]
+    return [Path(line) if Path(line).is_absolute() else path.parent / line for line in read_list(path)]
+
+
+def run(args: argparse.Namespace) -> int:
+    from revise_prep.records.atomic import atomic_write_bytes
+    from revise_prep.records.formats import serialize, suffix
+    from revise_prep.records.reader import load_record
+    from revise_prep.records.reports import write_list
+
+    source = Path(args.input)
+    out_dir = Path(args.output_dir) if args.output_dir else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    written, failed = [], 0
+    for path in _inputs(source):
+        target = (out_dir or path.parent) / (path.stem + suffix(args.to))
+        try:
+            atomic_write_bytes(target, serialize(load_record(path), target))
+        except Exception as err:  # noqa: BLE001 - report and go on
+            log.error("%s: %s", path, err)
+            failed += 1
+            continue
+        written.append(str(target.resolve()))
+    if source.is_file() and source.suffix not in (".pkl", ".safetensors"):
+        list_out = (out_dir or source.parent) / f"{source.stem}.{args.to}.txt"
+        write_list(list_out, written)
+        log.info("list file: %s", list_out)
+    log.info("converted %d record(s) to %s, %d failed", len(written), args.to, failed)
+    return 1 if failed else 0
