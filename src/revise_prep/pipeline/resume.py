@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +37,53 @@ def check_record(path: Path, step: str, settings: dict[str, Any]) -> tuple[str, 
         return MISMATCHED, "made with other settings: " + ", ".join(
             f"{k}={theirs.get(k)!r} (now {settings.get(k)!r})" for k in diff)
     return VALID, ""
+
+
+def signature_hash(signature: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(signature, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class DoneIndex:
+    """Append-only log of the records this tool wrote (or fully verified): name, size, mtime, settings hash.
+
+    On resume a record whose file still has the logged size and mtime, for the same settings, counts as
+    done without being loaded again; any other file is loaded and checked in full. Each rank appends to its
+    own file, a torn last line (a kill mid-append) is ignored, and deleting ``.done/`` only costs time.
+    """
+
+    DIR = ".done"
+
+    def __init__(self, out: Path, rank: int, world: int) -> None:
+        self.dir = Path(out) / self.DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.entries: dict[str, tuple[int, int, str]] = {}
+        for path in sorted(self.dir.glob("*.jsonl")):
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    e = json.loads(line)
+                    self.entries[e["name"]] = (int(e["size"]), int(e["mtime_ns"]), str(e["sig"]))
+                except (ValueError, KeyError, TypeError):
+                    continue
+        self._file = open(self.dir / f"w{world}-r{rank}.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self._lock = threading.Lock()
+
+    def trusted(self, path: Path, sig: str) -> bool:
+        entry = self.entries.get(path.name)
+        if entry is None:
+            return False
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        return entry == (st.st_size, st.st_mtime_ns, sig)
+
+    def add(self, path: Path, sig: str) -> None:
+        st = path.stat()
+        line = json.dumps({"name": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sig": sig})
+        with self._lock:
+            self._file.write(line + "\n")
+            self._file.flush()
+            self.entries[path.name] = (st.st_size, st.st_mtime_ns, sig)
+
+    def close(self) -> None:
+        self._file.close()

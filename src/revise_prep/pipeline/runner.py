@@ -141,11 +141,18 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
     lock = threading.Lock()
     todo: list[WorkItem] = []
     mismatched = 0
+    index = resume.DoneIndex(out, rank.rank, rank.world_size)
+    sig = resume.signature_hash(signature)
     for item in rank.shard(items):
         if item.failure is not None:
             outcomes.append(item.failure)
             continue
-        state, detail = resume.check_record(item.path, stage.step, signature)
+        if index.trusted(item.path, sig):
+            state, detail = resume.VALID, ""
+        else:
+            state, detail = resume.check_record(item.path, stage.step, signature)
+            if state == resume.VALID:
+                index.add(item.path, sig)
         if state == resume.VALID or (state == resume.MISMATCHED and keep_mismatched):
             outcomes.append(Outcome(index=item.index, name=item.name, status="resumed", path=str(item.path),
                                     **describe(item)))
@@ -167,6 +174,8 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
             if error is not None:
                 log.error("cannot write %s: %s", path, error)
             return
+        if error is None:
+            index.add(path, sig)
         with lock:
             if error is None:
                 outcomes.append(Outcome(index=item.index, name=item.name, status="done", path=str(path),
@@ -209,7 +218,10 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
             bar.update(1)
     finally:
         bar.close()
-        writer.close()
+        try:
+            writer.close()
+        finally:
+            index.close()
     seconds = time.perf_counter() - start
     done = sum(o.status == "done" for o in outcomes)
     log.info("rank %d: %d record(s) written in %.1f s (%.3f samples/s)", rank.rank, done, seconds,

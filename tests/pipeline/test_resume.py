@@ -1,0 +1,52 @@
+"""Resume checks: full record validation, and the done-index shortcut that trusts only unchanged files."""
+
+import os
+
+import torch
+
+from revise_prep.pipeline import resume
+from revise_prep.records.atomic import atomic_write_bytes
+from revise_prep.records.safe_pickle import dumps
+
+SETTINGS = {"frame_num": 5, "vae": "x"}
+
+
+def write(path, settings=SETTINGS, **drop):
+    rec = {"latent_feature": torch.zeros(2), "latent_feature_tgt": torch.zeros(2), "prompt": "p",
+           "text_emb": [torch.zeros(1, 2)], "video_path": "v", "frame_num": 5,
+           "meta": {"step": "vae", "settings": settings}}
+    for key in drop:
+        rec.pop(key)
+    atomic_write_bytes(path, dumps(rec))
+
+
+def test_check_record_states(tmp_path):
+    assert resume.check_record(tmp_path / "none.pkl", "vae", SETTINGS)[0] == resume.MISSING
+    write(tmp_path / "ok.pkl")
+    assert resume.check_record(tmp_path / "ok.pkl", "vae", SETTINGS) == (resume.VALID, "")
+    write(tmp_path / "other.pkl", {"frame_num": 9, "vae": "x"})
+    state, detail = resume.check_record(tmp_path / "other.pkl", "vae", SETTINGS)
+    assert state == resume.MISMATCHED and "frame_num=9 (now 5)" in detail
+    write(tmp_path / "nokey.pkl", prompt=True)
+    assert resume.check_record(tmp_path / "nokey.pkl", "vae", SETTINGS)[0] == resume.INVALID
+    (tmp_path / "cut.pkl").write_bytes((tmp_path / "ok.pkl").read_bytes()[:50])
+    assert resume.check_record(tmp_path / "cut.pkl", "vae", SETTINGS)[0] == resume.INVALID
+    assert resume.check_record(tmp_path / "ok.pkl", "ar", SETTINGS)[0] == resume.INVALID  # lacks step-2 keys
+
+
+def test_done_index_trusts_only_unchanged_files(tmp_path):
+    write(tmp_path / "a.pkl")
+    sig = resume.signature_hash(SETTINGS)
+    index = resume.DoneIndex(tmp_path, 0, 1)
+    index.add(tmp_path / "a.pkl", sig)
+    index.close()
+    with open(tmp_path / ".done" / "w1-r0.jsonl", "a") as f:
+        f.write('{"name": "b.pkl", "size": ')  # torn line from a kill
+    again = resume.DoneIndex(tmp_path, 0, 1)
+    assert again.trusted(tmp_path / "a.pkl", sig)
+    assert not again.trusted(tmp_path / "a.pkl", resume.signature_hash({**SETTINGS, "frame_num": 9}))
+    st = os.stat(tmp_path / "a.pkl")
+    os.utime(tmp_path / "a.pkl", ns=(st.st_atime_ns, st.st_mtime_ns + 1000))  # rewritten in place
+    assert not again.trusted(tmp_path / "a.pkl", sig)
+    assert not again.trusted(tmp_path / "b.pkl", sig)
+    again.close()
