@@ -88,3 +88,10 @@ def test_unreadable_and_non_utf8(tmp_path):
     path.write_bytes(b'[{"instruction": "caf\xe9"}]')
     with pytest.raises(InputError, match="not UTF-8"):
         load_samples(path)
+
+
+def test_lone_surrogate_instruction_is_malformed(tmp_path):
+    path = tmp_path / "in.json"
+    path.write_text('[{"source_video_path": "a.mp4", "target_video_path": "b.mp4", "instruction": "bad \\udc80 text"}]')
+    samples, problems = parse_entries(path)
+    assert not samples and "not valid Unicode" in problems[0].message

@@ -67,6 +67,10 @@ def _text(entry: dict, key: str) -> str:
         raise ValueError(f"missing field {key!r}")
     if not isinstance(value, str):
         raise ValueError(f"field {key!r} must be a string, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:  # a lone surrogate such as "\udc80" written by a bad JSON producer
+        raise ValueError(f"field {key!r} is not valid Unicode text ({err.reason} at character {err.start})") from None
     return value
 
 

@@ -237,6 +237,10 @@ class UMT5TextEncoder:
         )
         return enc["input_ids"].long(), enc["attention_mask"].long()
 
+    def token_count(self, prompt: str) -> int:
+        """Tokens of the cleaned prompt before truncation (with the eos), to report prompts cut at ``text_len``."""
+        return len(self.tokenizer(clean_text(prompt), add_special_tokens=True)["input_ids"])
+
     @torch.inference_mode()
     def encode(self, prompts: list[str]) -> list[torch.Tensor]:
         """One CPU tensor [L_i, d_model] per prompt (model dtype), L_i = its unpadded token count.

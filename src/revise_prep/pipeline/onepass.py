@@ -22,7 +22,7 @@ from revise_prep.models.vila import preprocess_images, read_checkpoint, resolve_
 from revise_prep.pipeline.dist import RankInfo, rank_info
 from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
-from revise_prep.pipeline.step1 import Step1Stage, describe, load_step1_models, plan_items
+from revise_prep.pipeline.step1 import Step1Stage, decoder_threads, describe, load_step1_models, plan_items
 from revise_prep.pipeline.step2 import ArSettings, load_ar_model
 from revise_prep.records.formats import suffix
 from revise_prep.records.reports import write_list
@@ -154,6 +154,7 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
     if inter is not None:
         inter.mkdir(exist_ok=True)
     stage = OnePassStage(frames, vae, t5, vila, ar, min_prompt_len=run.min_prompt_len, keep_intermediate=inter)
+    stage.decoder_threads = decoder_threads(run.num_workers)
     if rank.is_main:
         write_json(out / "config.json", {"step": "run", "run": asdict(run), "frames": asdict(frames),
                                          "models": asdict(models), "ar": asdict(ar),

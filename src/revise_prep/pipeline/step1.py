@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -121,12 +122,24 @@ class Step1Stage:
         sample: Sample = item.payload
         latents = [self.vae.encode(c.frames.permute(1, 0, 2, 3)[None])[0] for c in clips.values()]
         text_emb = self.t5.encode([sample.prompt])[0]
+        tokens = self.t5.token_count(sample.prompt)
+        if tokens > self.t5.text_len:
+            item.notes["prompt_truncated_from"] = tokens
+            log.warning("%s: instruction has %d tokens; the embedding keeps the first %d (as the original)",
+                        sample.label, tokens, self.t5.text_len)
         meta = {"name": item.name, "sample_index": sample.index, "sample_type": sample.sample_type,
                 "kind": sample.kind, "settings": Step1Stage.signature(self), **item.notes,
                 "videos": {role: clip_meta(c, getattr(sample, role)) for role, c in clips.items()}}
         return step1_record(latent=latents[0], latent_tgt=latents[1] if len(latents) > 1 else None,
                             prompt=sample.prompt, text_emb=text_emb, video_path=sample.source,
                             frame_num=self.frames.frame_num, meta=meta)
+
+
+def decoder_threads(num_workers: int) -> int:
+    """Decoder threads per worker so that all workers together use the machine's cores once (0: FFmpeg's default)."""
+    if num_workers <= 0:
+        return 0
+    return max(1, (os.cpu_count() or 1) // num_workers)
 
 
 def load_step1_models(models: ModelSettings, rank: RankInfo):
@@ -160,7 +173,8 @@ def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *,
         raise InputError(f"{len(problems)} malformed entr{'y' if len(problems) == 1 else 'ies'} "
                          f"(--skip-bad-entries records them as failures and goes on):\n  {shown}")
     vae, t5 = loaded or load_step1_models(models, rank)
-    stage = Step1Stage(frames, vae, t5, min_prompt_len=run.min_prompt_len)
+    stage = Step1Stage(frames, vae, t5, min_prompt_len=run.min_prompt_len,
+                       decoder_threads=decoder_threads(run.num_workers))
     if rank.is_main:
         write_json(out / "config.json", {"step": "vae", "run": asdict(run), "frames": asdict(frames),
                                          "models": asdict(models), "world_size": rank.world_size})

@@ -70,6 +70,9 @@ def summarize(outcomes: list[Outcome], *, seconds: float | None = None, **extra:
     renamed = sum(1 for o in outcomes if o.extra.get("renamed_from"))
     if renamed:
         summary["renamed_collisions"] = renamed
+    truncated = sum(1 for o in outcomes if o.ok and o.extra.get("prompt_truncated_from"))
+    if truncated:
+        summary["truncated_prompts"] = truncated
     summary.update(extra)
     return summary
 
