@@ -101,3 +101,12 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ValueError(f"{path} does not hold a state dict of tensors")
     return sd
+
+
+def source_id(source) -> str:
+    """How a checkpoint is named in record meta: an absolute path for local files (so a relative and an
+    absolute spelling of one checkpoint resume each other's work), the hub id otherwise."""
+    from pathlib import Path
+
+    path = Path(source)
+    return str(path.resolve()) if path.exists() else str(source)

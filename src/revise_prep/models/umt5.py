@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .base import load_state_dict_file, resolve_dtype
+from .base import load_state_dict_file, resolve_dtype, source_id
 from .layouts import (
     T5_ORIGINAL_FILE,
     T5_ORIGINAL_TOKENIZER,
@@ -209,7 +209,7 @@ class UMT5TextEncoder:
         model.to(torch.device(device))
         tok_kwargs = {"subfolder": ckpt.tokenizer_subfolder} if ckpt.tokenizer_subfolder else {}
         tok = AutoTokenizer.from_pretrained(ckpt.tokenizer, **tok_kwargs)
-        return cls(model=model, tokenizer=tok, identifier=f"umt5:{source}", text_len=text_len, batch_size=batch_size)
+        return cls(model=model, tokenizer=tok, identifier=f"umt5:{source_id(source)}", text_len=text_len, batch_size=batch_size)
 
     @property
     def dtype(self) -> torch.dtype:

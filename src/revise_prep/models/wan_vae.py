@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .base import load_state_dict_file, resolve_dtype
+from .base import load_state_dict_file, resolve_dtype, source_id
 from .layouts import VAE_ORIGINAL_FILE, VAE_SUBFOLDER, VaeCheckpoint, find_vae, hub_download
 
 __all__ = ["WanVAE", "vae_config_from_original", "WAN21_LATENTS_MEAN", "WAN21_LATENTS_STD"]
@@ -168,7 +168,7 @@ class WanVAE:
         dev = torch.device(device)
         return cls(
             model=model,
-            identifier=f"wan2.1-vae:{source}",
+            identifier=f"wan2.1-vae:{source_id(source)}",
             _mean=mean.view(1, -1, 1, 1, 1).to(dev),
             _inv_std=inv_std.view(1, -1, 1, 1, 1).to(dev),
         )

@@ -18,7 +18,8 @@ from PIL import Image
 from revise_prep.errors import InputError, SampleError, VideoError
 from revise_prep.inputs import Sample, parse_entries
 from revise_prep.models.vila import AR_NUM_FRAMES, ar_frame_indices, black_frames, count_frames
-from revise_prep.models.vila import preprocess_images, read_checkpoint, resolve_task
+from revise_prep.models.vila import read_checkpoint, resolve_task
+from revise_prep.models.vila.inputs import VilaInputs
 from revise_prep.pipeline.dist import RankInfo, rank_info
 from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
@@ -68,8 +69,8 @@ class OnePassStage(Step1Stage):
         self.ar = ar
         self.keep_intermediate = keep_intermediate
         ckpt = read_checkpoint(ar.model_path) if vila is None else vila.checkpoint
-        self.image = dict(size=ckpt.image_size, mean=ckpt.image_mean, std=ckpt.image_std,
-                          rescale_factor=ckpt.rescale_factor, aspect_mode=ckpt.image_aspect_ratio)
+        self.inputs = VilaInputs.from_checkpoint(ckpt, dtype=getattr(torch, ar.dtype),
+                                                 on_video_error=ar.on_video_error, decode_all_frames=ar.all_frames)
         self.vila_id = vila.identifier if vila is not None else ar.model_path
 
     def __getstate__(self):
@@ -94,10 +95,12 @@ class OnePassStage(Step1Stage):
             decoded = super().decode(item)
             decoded.data = {"clips": decoded.data, "task": task.name, "pixels": None}
             return decoded
-        wanted = AR_NUM_FRAMES if self.ar.all_frames else 1 + sample.prompt.count("<image>")
+        needed = self.inputs.num_images(task.name, sample.prompt)
+        # as the ar step: all 8 frames are decoded unless only the used ones are asked for in "fail" mode
+        decode = needed if not self.ar.all_frames and self.ar.on_video_error != "black" else AR_NUM_FRAMES
         self._check_prompt(sample)
         try:
-            extra = ar_indices(sample.source_file, wanted)
+            extra = ar_indices(sample.source_file, decode)
             ar_error = None
         except VideoError as err:
             extra, ar_error = [], err
@@ -109,10 +112,15 @@ class OnePassStage(Step1Stage):
             if self.ar.on_video_error != "black":
                 raise type(ar_error)(ar_error.reason, f"{sample.label}: source video (AR frames): {ar_error.message}")
             log.warning("%s: AR frames: %s; using black frames as the original does", sample.label, ar_error.message)
-            images = black_frames(wanted)
+            images = black_frames(AR_NUM_FRAMES)
         else:
             images = [Image.fromarray(got[i]) for i in extra]
-        pixels = preprocess_images(images, dtype=getattr(torch, self.ar.dtype), **self.image)
+        if not self.ar.all_frames:
+            images = images[:needed]
+        if len(images) < needed:
+            raise SampleError("too_many_image_placeholders", f"{sample.label}: the prompt has {needed} <image> "
+                                                             f"slots but only {len(images)} frames are sampled")
+        pixels = self.inputs.pixel_values(images)
         clips = {"source": source}
         if not sample.is_caption:
             clips["target"] = self._read(sample, "target", sample.target_file)

@@ -109,7 +109,7 @@ class VilaARModel:
     def identifier(self) -> str:
         """Stable description of what produced the features (checkpoint source, projector, dtype)."""
         dtype = str(self.dtype).removeprefix("torch.")
-        return f"vila_ar:{self.source}:{self.checkpoint.projector_type}:{dtype}"
+        return f"vila_ar:{source_id(self.source)}:{self.checkpoint.projector_type}:{dtype}"
 
     @property
     def hidden_size(self) -> int:
