@@ -13,6 +13,8 @@ import torch
 from PIL import Image
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, SiglipVisionModel
 
+from revise_prep.models.base import source_id
+
 from .config import VilaCheckpoint, read_checkpoint
 from .frames import OnError
 from .inputs import AR_NUM_FRAMES, Media, PathLike, VilaInputs, open_image
