@@ -14,7 +14,7 @@ from revise_prep.cli import main
 from revise_prep.inputs.loader import MALFORMED_ENTRY
 from revise_prep.records.naming import DUPLICATE_SAMPLE
 from revise_prep.settings import FrameSettings
-from revise_prep.testing.videos import make_empty, make_not_a_video, make_video
+from revise_prep.testing.videos import make_audio_only, make_empty, make_not_a_video, make_video
 from revise_prep.video import count_frames_decode, read_clip
 
 FRAMES = ["--frame_num", "5", "--sampling-rate", "3", "--target-size", "32,48"]  # the original's spelling too
@@ -37,17 +37,6 @@ WARNINGS = {9: "name_collision", 11: "interval_lowered"}  # processed, but repor
 GOOD = {0, 1, 12}
 
 
-def _audio_only(path: Path) -> Path:
-    """A valid media file without a video stream."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("pcm_s16le", rate=8000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
-        frame.sample_rate = 8000
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            out.mux(packet)
-    return path
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("validate")
@@ -60,7 +49,7 @@ def dataset(tmp_path_factory) -> Path:
     make_video(v / "other" / "tgt0.mp4", frames=16, width=64, height=40, seed=9)
     make_empty(v / "empty.mp4")
     make_not_a_video(v / "text.mp4")
-    _audio_only(v / "audio.mkv")
+    make_audio_only(v / "audio.mkv")
 
     def pair(s: str, t: str, text: str = TEXT) -> dict:
         return {"source_video_path": f"videos/{s}", "target_video_path": f"videos/{t}", "instruction": text}

@@ -154,3 +154,35 @@ def copy_video(src: str | Path, dst: str | Path) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
     return dst
+
+
+def make_audio_only(path: str | Path) -> Path:
+    """A valid media file without a video stream (0.1 s of silence)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return path
+
+
+def make_vfr_video(path: str | Path, *, frames: int, width: int, height: int, seed: int = 0) -> Path:
+    """A variable-frame-rate clip: frame durations alternate between 1 and 3 ticks of 1/30 s."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    painter = _Painter(width, height, seed, "moving")
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(_pick_codec("libx264"), rate=Fraction(30, 1))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 30)
+        pts = 0
+        for i in range(frames):
+            vf = av.VideoFrame.from_ndarray(painter.frame(i), format="rgb24")
+            vf.pts, vf.time_base = pts, Fraction(1, 30)
+            pts += 1 if i % 2 else 3
+            out.mux(stream.encode(vf))
+        out.mux(stream.encode(None))
+    return path
