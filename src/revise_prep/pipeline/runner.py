@@ -184,6 +184,8 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
                 outcomes.append(Outcome(index=item.index, name=item.name, status="failed", reason=WRITE_ERROR,
                                         message=f"cannot write {path}: {error}", **describe(item)))
 
+    if hasattr(stage, "prepare"):
+        stage.prepare(todo)
     loader = DataLoader(_DecodeDataset(stage.decode, todo, decode_timeout), batch_size=None, shuffle=False,
                         num_workers=num_workers, collate_fn=_identity, worker_init_fn=_worker_init,
                         prefetch_factor=2 if num_workers > 0 else None, persistent_workers=False)

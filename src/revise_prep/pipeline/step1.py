@@ -15,6 +15,7 @@ from revise_prep.inputs import Sample, parse_entries
 from revise_prep.models.text import passes_prompt_filter
 from revise_prep.pipeline.dist import RankInfo, rank_info, resolve_device
 from revise_prep.pipeline.merge import write_json
+from revise_prep.pipeline.prompts import PromptBank
 from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
 from revise_prep.records.formats import suffix
 from revise_prep.records.naming import DUPLICATE_SAMPLE, plan_names
@@ -78,6 +79,7 @@ class Step1Stage:
     t5: Any = None
     min_prompt_len: int = 10
     decoder_threads: int = 0
+    prompts: Any = None  # a PromptBank (main process only): umT5 batched across samples
     step: str = "vae"
     list_name: str = LIST_NAME
 
@@ -89,8 +91,13 @@ class Step1Stage:
 
     def __getstate__(self):  # workers only decode: never ship the models to them
         state = dict(self.__dict__)
-        state["vae"] = state["t5"] = None
+        state["vae"] = state["t5"] = state["prompts"] = None
         return state
+
+    def prepare(self, todo: list[WorkItem]) -> None:
+        """Called once before the loop with the items to do, in order: queue their prompts for batching."""
+        prompts = [it.payload.prompt for it in todo if passes_prompt_filter(it.payload.prompt, self.min_prompt_len)]
+        self.prompts = PromptBank(self.t5, prompts, batch_size=getattr(self.t5, "batch_size", 8))
 
     def _check_prompt(self, sample: Sample) -> None:
         """The original's filter, applied before decoding (same outcome, no decoding wasted)."""
@@ -121,7 +128,7 @@ class Step1Stage:
         """VAE latents of every clip (one at a time: batching changes float32 bits) and the umT5 embedding."""
         sample: Sample = item.payload
         latents = [self.vae.encode(c.frames.permute(1, 0, 2, 3)[None])[0] for c in clips.values()]
-        text_emb = self.t5.encode([sample.prompt])[0]
+        text_emb = self.prompts.get(sample.prompt) if self.prompts is not None else self.t5.encode([sample.prompt])[0]
         tokens = self.t5.token_count(sample.prompt)
         if tokens > self.t5.text_len:
             item.notes["prompt_truncated_from"] = tokens

@@ -1,0 +1,37 @@
+"""Batch the text encoder across samples: encode upcoming prompts together, each distinct prompt once.
+
+The prompts of the samples still to do are known before the run starts, in the order the DataLoader will
+deliver them. When a sample needs an embedding that is not ready, the bank encodes it together with the
+next ``batch_size - 1`` distinct upcoming prompts in one call, and hands each out when its sample arrives.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Iterable
+
+import torch
+
+
+class PromptBank:
+    def __init__(self, encoder, upcoming: Iterable[str], batch_size: int = 8) -> None:
+        self.encoder = encoder
+        self.batch_size = max(1, batch_size)
+        self.queue = deque(upcoming)
+        self.remaining = Counter(self.queue)  # how many samples still need each prompt
+        self.ready: dict[str, torch.Tensor] = {}
+
+    def get(self, prompt: str) -> torch.Tensor:
+        """The embedding of ``prompt`` (encoding it and the next upcoming prompts if needed)."""
+        if prompt not in self.ready:
+            batch = [prompt]
+            while self.queue and len(batch) < self.batch_size:
+                nxt = self.queue.popleft()
+                if nxt not in self.ready and nxt not in batch:
+                    batch.append(nxt)
+            self.ready.update(zip(batch, self.encoder.encode(batch)))
+        emb = self.ready[prompt]
+        self.remaining[prompt] -= 1
+        if self.remaining[prompt] <= 0:  # no later sample needs it: free it
+            self.ready.pop(prompt, None)
+        return emb
