@@ -41,6 +41,7 @@ class ModelSettings:
     t5_device: str | None = None  # default: same as device
     text_len: int = 512
     vae_tiling: bool = False
+    vae_batch: bool = False  # source and target through the VAE in one call (faster; float32 bits may differ)
 
 
 @dataclass(frozen=True)

@@ -50,3 +50,19 @@ def test_done_index_trusts_only_unchanged_files(tmp_path):
     assert not again.trusted(tmp_path / "a.pkl", sig)
     assert not again.trusted(tmp_path / "b.pkl", sig)
     again.close()
+
+
+def test_map_tensors_reaches_every_tensor():
+    """What Decoded.pin_memory walks: tensors inside dicts, lists and dataclasses (e.g. a Clip's frames)."""
+    from dataclasses import dataclass
+
+    from revise_prep.pipeline.runner import map_tensors
+
+    @dataclass
+    class Box:
+        frames: torch.Tensor
+        n: int
+
+    out = map_tensors({"clips": [Box(torch.ones(2), 3)], "x": "s", "t": torch.zeros(1)}, lambda t: t + 1)
+    assert torch.equal(out["clips"][0].frames, torch.full((2,), 2.0)) and out["clips"][0].n == 3
+    assert out["x"] == "s" and torch.equal(out["t"], torch.ones(1))

@@ -139,6 +139,7 @@ class WanVAE:
     identifier: str
     _mean: torch.Tensor = field(repr=False)
     _inv_std: torch.Tensor = field(repr=False)
+    batch_clips: bool = False  # encode a [B,...] batch in one call (faster on a GPU; float32 bits may differ)
 
     @classmethod
     def load(
@@ -148,6 +149,7 @@ class WanVAE:
         dtype: torch.dtype | str = torch.float32,
         device: str | torch.device = "cpu",
         tiling: bool = False,
+        batch_clips: bool = False,
     ) -> WanVAE:
         """Load from a Wan release dir, a ``.pth`` file, a diffusers dir or a hub id (see ``layouts``)."""
         ckpt = find_vae(source)
@@ -171,6 +173,7 @@ class WanVAE:
             identifier=f"wan2.1-vae:{source_id(source)}",
             _mean=mean.view(1, -1, 1, 1, 1).to(dev),
             _inv_std=inv_std.view(1, -1, 1, 1, 1).to(dev),
+            batch_clips=batch_clips,
         )
 
     @property
@@ -189,8 +192,9 @@ class WanVAE:
     def encode(self, videos: torch.Tensor) -> torch.Tensor:
         """[B,3,T,H,W] in [-1,1] -> float32 [B,z,1+(T-1)//4,H/8,W/8] on the CPU, ``(mu - mean) * (1/std)``.
 
-        Clips are encoded one at a time: the VAE's causal cache works per call anyway, and it
-        guarantees a clip's latent does not depend on what else is in the batch.
+        By default clips are encoded one at a time, which guarantees a clip's latent does not depend on what
+        else is in the batch (batched convolutions differ from single ones by ~4e-6 in float32 on the CPU);
+        ``batch_clips=True`` encodes the batch in one call for speed.
         """
         if videos.dim() != 5 or videos.shape[1] != 3:
             raise ValueError(f"expected videos [B,3,T,H,W], got {tuple(videos.shape)}")
@@ -198,7 +202,7 @@ class WanVAE:
         if device.type == "cuda" and videos.device.type == "cpu" and not videos.is_pinned():
             videos = videos.pin_memory()
         out = []
-        for clip in videos.split(1):
+        for clip in (videos,) if self.batch_clips else videos.split(1):
             x = clip.to(device=device, non_blocking=True).to(self.dtype)
             mu = self.model.encode(x).latent_dist.mean
             latent = (mu.float() - self._mean) * self._inv_std

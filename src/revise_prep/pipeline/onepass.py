@@ -169,7 +169,7 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
                                          "keep_intermediate": keep_intermediate, "world_size": rank.world_size})
     summary = run_stage(stage, plan_items(samples, problems, out, suffix(run.record_format)), out, rank, num_workers=run.num_workers,
                         progress=run.progress, keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout,
-                        describe=describe)
+                        describe=describe, pin_memory=vae.device.type == "cuda")
     if summary is not None and inter is not None:
         names = [Path(line).name for line in (out / LIST_NAME).read_text().splitlines()]
         write_list(inter / "vae_features.txt", [str((inter / n).resolve()) for n in names if (inter / n).exists()])

@@ -13,7 +13,7 @@ import threading
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,6 +53,26 @@ class Decoded:
     data: Any = None
     error: SampleError | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def pin_memory(self) -> "Decoded":
+        """Called by the DataLoader's pinning thread (``pin_memory=True``): page-locked frames copy to the GPU
+        asynchronously, off the encode loop."""
+        self.data = map_tensors(self.data, torch.Tensor.pin_memory)
+        return self
+
+
+def map_tensors(obj: Any, fn) -> Any:
+    """Apply ``fn`` to every tensor inside dicts, lists and dataclasses (e.g. a Clip's frames)."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: map_tensors(v, fn) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [map_tensors(v, fn) for v in obj]
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return replace(obj, **{f.name: map_tensors(getattr(obj, f.name), fn) for f in fields(obj)
+                               if isinstance(getattr(obj, f.name), (torch.Tensor, dict, list))})
+    return obj
 
 
 class Stage(Protocol):
@@ -131,7 +151,7 @@ def run_stage(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, **
 
 def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *, num_workers: int = 2,
                 progress: bool = True, keep_mismatched: bool = False, decode_timeout: float | None = None,
-                describe=lambda item: {}) -> dict[str, Any] | None:
+                pin_memory: bool = False, describe=lambda item: {}) -> dict[str, Any] | None:
     if rank.is_main:
         removed = clean_temporaries(out)
         if removed:
@@ -188,7 +208,8 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
         stage.prepare(todo)
     loader = DataLoader(_DecodeDataset(stage.decode, todo, decode_timeout), batch_size=None, shuffle=False,
                         num_workers=num_workers, collate_fn=_identity, worker_init_fn=_worker_init,
-                        prefetch_factor=2 if num_workers > 0 else None, persistent_workers=False)
+                        prefetch_factor=2 if num_workers > 0 else None, persistent_workers=False,
+                        pin_memory=pin_memory and num_workers > 0 and torch.cuda.is_available())
     writer = RecordWriter(on_written)
     start = time.perf_counter()
     bar = tqdm(total=len(todo), unit="sample", disable=not (progress and rank.is_main), dynamic_ncols=True,

@@ -87,7 +87,9 @@ class Step1Stage:
         return {**asdict(self.frames), "vae": self.vae.identifier, "t5": self.t5.identifier,
                 "vae_dtype": str(self.vae.dtype).removeprefix("torch."),
                 "t5_dtype": str(self.t5.dtype).removeprefix("torch."), "text_len": self.t5.text_len,
-                "min_prompt_len": self.min_prompt_len}
+                "min_prompt_len": self.min_prompt_len,
+                "vae_tiling": bool(getattr(self.vae.model, "use_tiling", False)),
+                "vae_batch": bool(getattr(self.vae, "batch_clips", False))}
 
     def __getstate__(self):  # workers only decode: never ship the models to them
         state = dict(self.__dict__)
@@ -125,9 +127,13 @@ class Step1Stage:
         return self._encode_step1(decoded.item, decoded.data)
 
     def _encode_step1(self, item: WorkItem, clips: dict[str, Clip]) -> dict[str, Any]:
-        """VAE latents of every clip (one at a time: batching changes float32 bits) and the umT5 embedding."""
+        """VAE latents of every clip and the umT5 embedding (batched across samples by the prompt bank)."""
         sample: Sample = item.payload
-        latents = [self.vae.encode(c.frames.permute(1, 0, 2, 3)[None])[0] for c in clips.values()]
+        videos = [c.frames.permute(1, 0, 2, 3) for c in clips.values()]
+        if len({v.shape for v in videos}) == 1:  # source and target together (one call with --vae-batch)
+            latents = list(self.vae.encode(torch.stack(videos)))
+        else:
+            latents = [self.vae.encode(v[None])[0] for v in videos]
         text_emb = self.prompts.get(sample.prompt) if self.prompts is not None else self.t5.encode([sample.prompt])[0]
         tokens = self.t5.token_count(sample.prompt)
         if tokens > self.t5.text_len:
@@ -161,7 +167,8 @@ def load_step1_models(models: ModelSettings, rank: RankInfo):
     if vae_source is None or t5_source is None:
         raise InputError("no checkpoint given: pass --ckpt-dir (or --vae-path and --t5-path)")
     log.info("loading VAE from %s (%s, %s)", vae_source, models.vae_dtype, device)
-    vae = WanVAE.load(vae_source, dtype=models.vae_dtype, device=device, tiling=models.vae_tiling)
+    vae = WanVAE.load(vae_source, dtype=models.vae_dtype, device=device, tiling=models.vae_tiling,
+                      batch_clips=models.vae_batch)
     log.info("loading umT5 from %s (%s, %s)", t5_source, models.t5_dtype, t5_device)
     t5 = UMT5TextEncoder.load(t5_source, dtype=models.t5_dtype, device=t5_device, text_len=models.text_len,
                               tokenizer=models.tokenizer_path)
@@ -187,4 +194,5 @@ def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *,
                                          "models": asdict(models), "world_size": rank.world_size})
     items = plan_items(samples, problems, out, suffix(run.record_format))
     return run_stage(stage, items, out, rank, num_workers=run.num_workers, progress=run.progress,
-                     keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout, describe=describe)
+                     keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout, describe=describe,
+                     pin_memory=vae.device.type == "cuda")
