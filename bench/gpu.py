@@ -24,7 +24,6 @@ fp32 batch 1 + umT5, no overlap), and peak GPU memory. Writes the table to ``--o
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import logging

@@ -68,7 +68,7 @@ def main() -> None:
         index.close()
     full, fast = statistics.median(full_t), statistics.median(index_t)
     table = "\n".join([
-        f"| records | total size | full check (load + meta) | done index | ratio |",
+        "| records | total size | full check (load + meta) | done index | ratio |",
         "|---:|---:|---:|---:|---:|",
         f"| {n} | {size_mb:.0f} MB | {full:.2f} s ({1e3 * full / n:.2f} ms/record) | "
         f"{fast * 1e3:.1f} ms ({1e6 * fast / n:.0f} us/record) | {full / fast:.0f}x |",

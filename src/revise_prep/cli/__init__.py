@@ -15,6 +15,9 @@ from revise_prep.pipeline.writer import FATAL_ERRNOS, FatalWriteError
 log = logging.getLogger("revise_prep")
 
 
+DESCRIPTION = ("Training-data preparation for Wan2.1-based video-editing models (ReViSE): Wan2.1 VAE latents, "
+               "umT5 embeddings and VILA AR-model features, resumable, on one or many GPUs.")
+
 #: Subcommands, in the order ``--help`` lists them; each module has ``register(subparsers)``.
 COMMANDS = ("vae", "ar", "run", "demo", "validate", "inspect", "preview", "convert")
 
@@ -22,20 +25,14 @@ COMMANDS = ("vae", "ar", "run", "demo", "validate", "inspect", "preview", "conve
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(prog="revise-prep", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="revise-prep", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"revise-prep {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--config", metavar="FILE", help="YAML/TOML file holding any of the command's options "
                         "(flags on the command line override it); may also follow the command name")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"revise_prep.cli.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"revise_prep.cli.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"revise_prep.cli.{name}").register(sub)
     return parser
 
 

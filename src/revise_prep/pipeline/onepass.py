@@ -15,21 +15,21 @@ from typing import Any
 import torch
 from PIL import Image
 
-from revise_prep.errors import InputError, SampleError, VideoError
-from revise_prep.inputs import Sample, parse_entries
+from revise_prep.errors import SampleError, VideoError
+from revise_prep.inputs import Sample
 from revise_prep.models.vila import AR_NUM_FRAMES, ar_frame_indices, black_frames, count_frames
 from revise_prep.models.vila import read_checkpoint, resolve_task
 from revise_prep.models.vila.inputs import VilaInputs
 from revise_prep.pipeline.dist import RankInfo, rank_info
 from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
-from revise_prep.pipeline.step1 import Step1Stage, decoder_threads, describe, load_step1_models, plan_items
+from revise_prep.pipeline.step1 import (Step1Stage, decoder_threads, describe, load_step1_models, plan_items,
+                                        read_input)
 from revise_prep.pipeline.step2 import ArSettings, load_ar_model
 from revise_prep.records.formats import suffix
 from revise_prep.records.reports import write_list
 from revise_prep.records.schema import ar_record
 from revise_prep.settings import FrameSettings, ModelSettings, RunSettings
-from revise_prep.video import read_clip
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +145,7 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
     rank = rank or rank_info()
     out = Path(run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    samples, problems = parse_entries(run.input, run.video_root)
-    if problems and not run.skip_bad_entries:
-        shown = "\n  ".join(str(p) for p in problems[:20])
-        raise InputError(f"{len(problems)} malformed entr{'y' if len(problems) == 1 else 'ies'} "
-                         f"(--skip-bad-entries records them as failures and goes on):\n  {shown}")
+    samples, problems = read_input(run)
     if loaded is None:
         vae, t5 = load_step1_models(models, rank)
         ar_settings = ArSettings(data_file="", result_folder=str(out), model_path=ar.model_path, dtype=ar.dtype,

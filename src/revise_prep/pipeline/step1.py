@@ -175,17 +175,23 @@ def load_step1_models(models: ModelSettings, rank: RankInfo):
     return vae, t5
 
 
+def read_input(run: RunSettings):
+    """Parse the input list; malformed entries stop the run before any work unless ``skip_bad_entries``."""
+    samples, problems = parse_entries(run.input, run.video_root)
+    if problems and not run.skip_bad_entries:
+        shown = "\n  ".join(str(p) for p in problems[:20])
+        raise InputError(f"{len(problems)} malformed entr{'y' if len(problems) == 1 else 'ies'} "
+                         f"(--skip-bad-entries records them as failures and goes on):\n  {shown}")
+    return samples, problems
+
+
 def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *, rank: RankInfo | None = None,
               loaded=None, keep_mismatched: bool = False) -> dict[str, Any] | None:
     """Run step 1 for this process's share; returns the merged summary when this rank finished last."""
     rank = rank or rank_info()
     out = Path(run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    samples, problems = parse_entries(run.input, run.video_root)
-    if problems and not run.skip_bad_entries:
-        shown = "\n  ".join(str(p) for p in problems[:20])
-        raise InputError(f"{len(problems)} malformed entr{'y' if len(problems) == 1 else 'ies'} "
-                         f"(--skip-bad-entries records them as failures and goes on):\n  {shown}")
+    samples, problems = read_input(run)
     vae, t5 = loaded or load_step1_models(models, rank)
     stage = Step1Stage(frames, vae, t5, min_prompt_len=run.min_prompt_len,
                        decoder_threads=decoder_threads(run.num_workers))
