@@ -87,4 +87,6 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
     assert (tmp_path / "f").read_bytes() == b"old"
     assert list(tmp_path.iterdir()) == [tmp_path / "f"]
     (tmp_path / ".tmp-f.abc").write_bytes(b"partial")
+    (tmp_path / ".tmp-g.def").write_bytes(b"someone else's write")
+    assert clean_temporaries(tmp_path, {"f"}) == 1 and sorted(p.name for p in tmp_path.iterdir()) == [".tmp-g.def", "f"]
     assert clean_temporaries(tmp_path) == 1 and list(tmp_path.iterdir()) == [tmp_path / "f"]

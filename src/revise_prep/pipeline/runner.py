@@ -25,7 +25,7 @@ from revise_prep.errors import DECODE_TIMEOUT, ENCODE_ERROR, WRITE_ERROR, Sample
 from revise_prep.pipeline import resume
 from revise_prep.pipeline.dist import RankInfo
 from revise_prep.pipeline.locks import ShareLock
-from revise_prep.pipeline.merge import try_merge, write_part
+from revise_prep.pipeline.merge import part_path, try_merge, write_part
 from revise_prep.pipeline.writer import RecordWriter
 from revise_prep.records.atomic import clean_temporaries
 from revise_prep.records.reports import Outcome
@@ -152,10 +152,11 @@ def run_stage(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, **
 def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *, num_workers: int = 2,
                 progress: bool = True, keep_mismatched: bool = False, decode_timeout: float | None = None,
                 pin_memory: bool = False, describe=lambda item: {}) -> dict[str, Any] | None:
-    if rank.is_main:
-        removed = clean_temporaries(out)
-        if removed:
-            log.info("removed %d temporary file(s) left by an interrupted run", removed)
+    mine = rank.shard(items)
+    removed = clean_temporaries(out, {item.path.name for item in mine if item.path is not None})
+    if removed:
+        log.info("removed %d temporary file(s) left by an interrupted run", removed)
+    part_path(out, rank.rank, rank.world_size).unlink(missing_ok=True)  # no stale report of ours gets merged
     signature = stage.signature()
     outcomes: list[Outcome] = []
     lock = threading.Lock()
@@ -163,7 +164,7 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
     mismatched = 0
     index = resume.DoneIndex(out, rank.rank, rank.world_size)
     sig = resume.signature_hash(signature)
-    for item in rank.shard(items):
+    for item in mine:
         if item.failure is not None:
             outcomes.append(item.failure)
             continue
@@ -187,7 +188,7 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
         log.warning("%d existing record(s) were made with other settings and are redone "
                     "(--keep-mismatched keeps them)", mismatched)
     log.info("rank %d/%d: %d sample(s), %d to do, %d already done", rank.rank, rank.world_size,
-             len(rank.shard(items)), len(todo), sum(o.status == "resumed" for o in outcomes))
+             len(mine), len(todo), sum(o.status == "resumed" for o in outcomes))
 
     def on_written(item: WorkItem | None, path: Path, error: BaseException | None) -> None:
         if item is None:  # an intermediate file: only its failure matters (the main record is written after it)

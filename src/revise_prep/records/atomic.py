@@ -32,10 +32,13 @@ def atomic_write_text(path: str | Path, text: str, *, fsync: bool = True) -> Non
     atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
 
 
-def clean_temporaries(folder: str | Path) -> int:
-    """Remove temporary files left by a killed writer; returns how many were removed."""
+def clean_temporaries(folder: str | Path, names: set[str] | None = None) -> int:
+    """Remove temporary files left by a killed writer (only those of files in ``names``, when given, so that a
+    process never deletes another one's write in progress); returns how many were removed."""
     removed = 0
     for tmp in Path(folder).glob(TMP_PREFIX + "*"):
+        if names is not None and tmp.name[len(TMP_PREFIX):].rsplit(".", 1)[0] not in names:
+            continue
         try:
             tmp.unlink()
             removed += 1
