@@ -55,14 +55,17 @@ def main() -> None:
     times: dict[str, list[float]] = {"vae then ar": [], "run (one pass)": []}
     for r in range(repeats):
         t = time.perf_counter()
-        run_step1(run_settings(root / f"vae{r}"), frames, models)
-        run_step2(ArSettings(data_file=str(root / f"vae{r}" / "vae_features.txt"), result_folder=str(root / f"ar{r}"),
-                             model_path=str(vila), dtype="float16", device="cpu", num_workers=args.workers,
+        s1 = run_step1(run_settings(root / f"vae{r}"), frames, models)
+        s2 = run_step2(ArSettings(data_file=str(root / f"vae{r}" / "vae_features.txt"), result_folder=str(root / f"ar{r}"),
+                             model_path=str(vila), video_root=str(root), dtype="float16", device="cpu",
+                             num_workers=args.workers,
                              progress=False))
         times["vae then ar"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        run_onepass(run_settings(root / f"run{r}"), frames, models, ArOptions(model_path=str(vila)))
+        s3 = run_onepass(run_settings(root / f"run{r}"), frames, models, ArOptions(model_path=str(vila)))
         times["run (one pass)"].append(time.perf_counter() - t)
+        for summary in (s1, s2, s3):  # a ratio of failed runs would mean nothing
+            assert summary["by_status"].get("done") == pairs, summary
     med = {k: statistics.median(v) for k, v in times.items()}
     lines = [f"{pairs} pairs of {w}x{h} x {n}-frame H.264 videos, 17 frames / interval 3 / 64x112, tiny models, "
              f"CPU, {args.workers} workers, median of {repeats} (model loading included)", "",
