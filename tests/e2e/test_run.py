@@ -77,3 +77,23 @@ def test_run_resumes(both, dataset, wan_release, vila):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["by_status"].get("resumed") == 4 and "done" not in summary["by_status"]
     assert all(Path(p).stat().st_mtime_ns == t for p, t in before.items())
+
+
+def test_safetensors_format_end_to_end(both, dataset, wan_release, vila):
+    """--format safetensors through both steps gives the same tensors as the pickle records."""
+    out = both / "st"
+    cli("vae", "--input", str(dataset / "pairs.json"), "--video-root", str(dataset), "--ckpt-dir", str(wan_release),
+        *MODELS, *FRAMES, "--num-workers", "0", "--output-dir", str(out / "vae"), "--format", "safetensors")
+    cli("ar", "--data-file", str(out / "vae"), "--model-path", str(vila), "--result-folder", str(out / "ar"),
+        "--video-root", str(dataset), "--num-workers", "0", "--format", "safetensors")
+    st = (out / "ar" / "ar_features.txt").read_text().splitlines()
+    ref = (both / "ar" / "ar_features.txt").read_text().splitlines()
+    assert all(p.endswith(".safetensors") for p in st)
+    st = sorted(st, key=lambda p: Path(p).stem)  # a folder input is read in name order, the list in input order
+    ref = sorted(ref, key=lambda p: Path(p).stem)
+    assert [Path(p).stem for p in st] == [Path(p).stem for p in ref]
+    for a, b in zip(ref, st):
+        ra, rb = load_record(a), load_record(b)
+        assert torch.equal(ra["vlm_last_hidden_states"], rb["vlm_last_hidden_states"])
+        assert torch.equal(ra["latent_features"], rb["latent_features"])
+        assert torch.equal(ra["t5_emb"][0], rb["t5_emb"][0]) and ra["prompt"] == rb["prompt"]

@@ -30,6 +30,8 @@ def register(sub) -> None:
                    help="decode and encode only the frame(s) that reach the language model (faster; the "
                         "original encodes all 8 and discards 7)")
     p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--format", dest="record_format", choices=("pickle", "safetensors"), default="pickle",
+                   help="record files: pickle (.pkl, what ReViSE training reads) or safetensors")
     p.add_argument("--decode-timeout", type=float, default=300.0, help="seconds per sample before it is failed")
     p.add_argument("--keep-mismatched", action="store_true",
                    help="keep existing records made with other settings instead of redoing them")
@@ -44,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
                           video_root=args.video_root, dtype=args.dtype, device=args.device, task=args.task,
                           on_video_error=args.on_video_error, all_frames=args.all_frames,
                           num_workers=args.num_workers, decode_timeout=args.decode_timeout,
+                          record_format=args.record_format,
                           progress=args.progress)
     summary = run_step2(settings, keep_mismatched=args.keep_mismatched)
     if summary is not None:

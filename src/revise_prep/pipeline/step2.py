@@ -21,6 +21,7 @@ from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
 from revise_prep.records.atomic import TMP_PREFIX
 from revise_prep.records.reader import load_record
+from revise_prep.records.formats import suffix
 from revise_prep.records.reports import read_list
 from revise_prep.records.schema import META_KEY, ar_record, missing_keys
 
@@ -45,14 +46,17 @@ class ArSettings:
     all_frames: bool = True  # encode all 8 sampled frames as the original (False: only those reaching the LLM)
     num_workers: int = 2
     decode_timeout: float = 300.0
+    record_format: str = "pickle"  # or "safetensors"
     progress: bool = True
 
 
 def step1_records(data_file: str | Path) -> list[Path]:
-    """The step-1 records to read: every ``*.pkl`` of a folder (sorted) or the lines of a list file."""
+    """The step-1 records to read: every record (``.pkl``/``.safetensors``) of a folder, sorted, or the lines
+    of a list file."""
     path = Path(data_file)
     if path.is_dir():
-        return sorted(p for p in path.glob("*.pkl") if not p.name.startswith(TMP_PREFIX))
+        return sorted(p for p in path.iterdir() if p.suffix in (".pkl", ".safetensors")
+                      and not p.name.startswith(TMP_PREFIX))
     if path.is_file():
         return [Path(line) if Path(line).is_absolute() or Path(line).exists() else path.parent / line
                 for line in read_list(path)]
@@ -155,8 +159,8 @@ class Step2Stage:
         return ar_record(record, vlm, meta)
 
 
-def plan_items(records: list[Path], out: Path) -> list[WorkItem]:
-    """Output ``<result>/<input stem>.pkl``; a stem seen twice gets the parent folder name appended."""
+def plan_items(records: list[Path], out: Path, ext: str = ".pkl") -> list[WorkItem]:
+    """Output ``<result>/<input stem><ext>``; a stem seen twice gets the parent folder name appended."""
     seen: dict[str, int] = {}
     items = []
     for index, path in enumerate(records):
@@ -166,9 +170,9 @@ def plan_items(records: list[Path], out: Path) -> list[WorkItem]:
         stem = path.stem
         if stem in seen:
             stem = f"{stem}-{path.parent.name}-{index}"
-            log.warning("%s: record name taken by input #%d; writing %s.pkl", path, seen[path.stem], stem)
+            log.warning("%s: record name taken by input #%d; writing %s%s", path, seen[path.stem], stem, ext)
         seen.setdefault(path.stem, index)
-        items.append(WorkItem(index, stem, out / f"{stem}.pkl", ArPayload(path)))
+        items.append(WorkItem(index, stem, out / f"{stem}{ext}", ArPayload(path)))
     return items
 
 
@@ -191,7 +195,7 @@ def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
     rank = rank or rank_info()
     out = Path(settings.result_folder)
     out.mkdir(parents=True, exist_ok=True)
-    items = plan_items(step1_records(settings.data_file), out)  # input errors before the model loads
+    items = plan_items(step1_records(settings.data_file), out, suffix(settings.record_format))  # input errors before the model loads
     model = model or load_ar_model(settings, rank)
     if rank.is_main:
         write_json(out / "config.json", {"step": "ar", "settings": asdict(settings), "world_size": rank.world_size})
