@@ -17,7 +17,6 @@ interval 3 sampled to 96x160 (the printed CPU columns give the decode / encode s
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import resource
@@ -149,10 +148,6 @@ def pipeline(pairs: Path, root: Path, out: Path, case: Case, release: Path, vae,
     return done
 
 
-def onepass_available() -> bool:
-    return importlib.util.find_spec("revise_prep.pipeline.onepass") is not None
-
-
 def run(case: Case, repeats: int, workers: list[int], cache: Path, work: Path) -> dict:
     pairs = make_inputs(case, cache)
     release, vae, t5 = load_models(cache, case.text_len)
@@ -220,9 +215,7 @@ def table(case: Case, res: dict, repeats: int) -> str:
                      "shared the CPU: wall-clock rates are then noisy, see min - max).")
     except OSError:
         pass
-    lines.append("One-pass `revise-prep run` (revise_prep.pipeline.onepass): "
-                 + ("present but not benchmarked here yet (its pure-model rate must include VILA)."
-                    if onepass_available() else "not in this tree; not benchmarked."))
+    lines.append("One-pass `revise-prep run`: see bench/run_vs_steps.py (its pure-model rate would include VILA).")
     return "\n".join(lines)
 
 

@@ -18,15 +18,4 @@ ARGS=(ar --data-file "$DATA_FILE" --result-folder "$OUTPUT_DIR" --model-path "$M
 # shellcheck disable=SC2206
 ARGS+=($EXTRA_ARGS)
 
-# the repository's environment (scripts/demo.sh or scripts/test.sh made it) unless PYTHON says otherwise
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-if [ -z "${PYTHON:-}" ] && [ -x "$REPO/.venv/bin/python" ]; then PYTHON="$REPO/.venv/bin/python"; fi
-PYTHON="${PYTHON:-python}"
-
-if [ -n "${NGPUS_PER_NODE:-}" ]; then
-  exec "$PYTHON" -m torch.distributed.run --nproc_per_node "$NGPUS_PER_NODE" --nnodes "${NNODES:-1}" --node_rank "${NODE_RANK:-0}" \
-       --master_addr "${MASTER_ADDR:-127.0.0.1}" --master_port "${MASTER_PORT:-29500}" \
-       -m revise_prep "${ARGS[@]}"
-else
-  exec "$PYTHON" -m revise_prep "${ARGS[@]}"
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/launch.sh"

@@ -18,13 +18,13 @@ def register(sub) -> None:
 
 
 def _inputs(path: Path) -> list[Path]:
-    from revise_prep.records.reports import read_list
+    from revise_prep.records.reports import read_list_paths
 
     if path.is_dir():
         return sorted(p for p in path.iterdir() if p.suffix in (".pkl", ".safetensors") and not p.name.startswith("."))
     if path.suffix in (".pkl", ".safetensors"):
         return [path]
-    return [Path(line) if Path(line).is_absolute() else path.parent / line for line in read_list(path)]
+    return read_list_paths(path)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def resolve_path(path: str, root: str | os.PathLike[str]) -> Path:
+    """A path from the input (or a record) resolved against the video root; absolute paths are kept."""
+    return Path(path) if os.path.isabs(path) else Path(root) / path
+
+
 @dataclass(frozen=True)
 class Sample:
     """One entry of the input list.
@@ -38,7 +43,7 @@ class Sample:
 
     def resolve(self, path: str) -> Path:
         """Resolve a path from the input against the video root (absolute paths are kept)."""
-        return Path(path) if os.path.isabs(path) else Path(self.video_root) / path
+        return resolve_path(path, self.video_root)
 
     @property
     def source_file(self) -> Path:

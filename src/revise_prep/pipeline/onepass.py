@@ -17,8 +17,8 @@ from PIL import Image
 
 from revise_prep.errors import SampleError, VideoError
 from revise_prep.inputs import Sample
-from revise_prep.models.vila import AR_NUM_FRAMES, ar_frame_indices, black_frames, count_frames
-from revise_prep.models.vila import read_checkpoint, resolve_task
+from revise_prep.models.vila import AR_NUM_FRAMES, black_frames, read_checkpoint, resolve_task
+from revise_prep.models.vila.frames import sample_indices
 from revise_prep.models.vila.inputs import VilaInputs
 from revise_prep.pipeline.dist import RankInfo, rank_info
 from revise_prep.pipeline.merge import write_json
@@ -47,16 +47,6 @@ class ArOptions:
     task: str = "auto"
     on_video_error: str = "fail"
     all_frames: bool = True
-
-
-def ar_indices(path: Path, wanted: int) -> list[int]:
-    """Decode-order indices of the AR frames exactly as the ``ar`` step picks them (raises VideoError)."""
-    total = count_frames(path)
-    indices = ar_frame_indices(total, AR_NUM_FRAMES)[:wanted]
-    resolved = [i + total if i < 0 else i for i in indices]  # -1 = last frame, as decord reads it
-    if any(not 0 <= r < total for r in resolved):
-        raise VideoError("insufficient_frames", f"{path}: AR frame indices {indices} out of range for {total} frames")
-    return resolved
 
 
 class OnePassStage(Step1Stage):
@@ -95,17 +85,17 @@ class OnePassStage(Step1Stage):
             decoded = super().decode(item)
             decoded.data = {"clips": decoded.data, "task": task.name, "pixels": None}
             return decoded
+        self._check_prompt(sample)
         needed = self.inputs.num_images(task.name, sample.prompt)
         # as the ar step: all 8 frames are decoded unless only the used ones are asked for in "fail" mode
         decode = needed if not self.ar.all_frames and self.ar.on_video_error != "black" else AR_NUM_FRAMES
-        self._check_prompt(sample)
         try:
-            extra = ar_indices(sample.source_file, decode)
+            extra = sample_indices(sample.source_file, AR_NUM_FRAMES, decode)
             ar_error = None
         except VideoError as err:
             extra, ar_error = [], err
         source = self._read(sample, "source", sample.source_file, extra_indices=extra)
-        got = getattr(source, "extra", {}) or {}
+        got = source.extra
         if ar_error is None and any(i not in got for i in extra):
             ar_error = VideoError("decode_error", f"{sample.source_file}: AR frame {max(extra)} did not decode")
         if ar_error is not None:

@@ -117,9 +117,7 @@ class Step1Stage:
 
     def _read(self, sample: Sample, role: str, path: Path, extra_indices=()) -> Clip:
         try:
-            if extra_indices:
-                return read_clip(path, self.frames, threads=self.decoder_threads, extra_indices=extra_indices)
-            return read_clip(path, self.frames, threads=self.decoder_threads)
+            return read_clip(path, self.frames, threads=self.decoder_threads, extra_indices=extra_indices)
         except SampleError as err:
             raise type(err)(err.reason, f"{sample.label}: {role} video: {err.message}", skip=err.skip) from None
 
@@ -135,7 +133,8 @@ class Step1Stage:
         else:
             latents = [self.vae.encode(v[None])[0] for v in videos]
         text_emb = self.prompts.get(sample.prompt) if self.prompts is not None else self.t5.encode([sample.prompt])[0]
-        tokens = self.t5.token_count(sample.prompt)
+        # only an embedding that fills text_len can have been cut: count the untruncated tokens just then
+        tokens = self.t5.token_count(sample.prompt) if text_emb.shape[0] >= self.t5.text_len else 0
         if tokens > self.t5.text_len:
             item.notes["prompt_truncated_from"] = tokens
             log.warning("%s: instruction has %d tokens; the embedding keeps the first %d (as the original)",

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from revise_prep.errors import InputError, SampleError
+from revise_prep.inputs.samples import resolve_path
 from revise_prep.models.vila import VilaInputs, read_checkpoint, resolve_task
 from revise_prep.models.vila.prompt import IMAGE_TOKEN_INDEX
 from revise_prep.pipeline.dist import RankInfo, rank_info, resolve_device
@@ -22,7 +23,7 @@ from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
 from revise_prep.records.atomic import TMP_PREFIX
 from revise_prep.records.reader import load_record
 from revise_prep.records.formats import suffix
-from revise_prep.records.reports import read_list
+from revise_prep.records.reports import read_list_paths
 from revise_prep.records.schema import META_KEY, ar_record, missing_keys
 
 log = logging.getLogger(__name__)
@@ -58,14 +59,8 @@ def step1_records(data_file: str | Path) -> list[Path]:
         return sorted(p for p in path.iterdir() if p.suffix in (".pkl", ".safetensors")
                       and not p.name.startswith(TMP_PREFIX))
     if path.is_file():
-        return [Path(line) if Path(line).is_absolute() or Path(line).exists() else path.parent / line
-                for line in read_list(path)]
+        return read_list_paths(path)
     raise InputError(f"--data-file {path}: no such folder or list file")
-
-
-def _resolve(video: str, root: str) -> Path:
-    p = Path(video)
-    return p if p.is_absolute() else Path(root) / p
 
 
 def _check_step1(record: Any, path: Path) -> dict[str, Any]:
@@ -135,7 +130,7 @@ class Step2Stage:
             raise SampleError(INVALID_RECORD, f"{path}: cannot load step-1 record: {err}") from None
         record = _check_step1(record, path)
         task = resolve_task(self.task_for(record))
-        media = None if task.media is None else _resolve(record["video_path"], self.settings.video_root)
+        media = None if task.media is None else resolve_path(record["video_path"], self.settings.video_root)
         try:
             pixels = self.inputs.prepare(task.name, record["prompt"], media)
         except SampleError as err:

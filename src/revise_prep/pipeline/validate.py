@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from revise_prep.errors import INSUFFICIENT_FRAMES, ORIENTATION_MISMATCH, SHORT_PROMPT, SampleError
+from revise_prep.errors import SHORT_PROMPT, SampleError, VideoError
 from revise_prep.inputs import Sample, parse_entries
 from revise_prep.models.text import passes_prompt_filter
 from revise_prep.records.naming import DUPLICATE_SAMPLE, plan_names
 from revise_prep.settings import FrameSettings
-from revise_prep.video import effective_interval, frames_needed, orientation_mismatch, probe_video
+from revise_prep.video import check_orientation, probe_video, sampling_interval
 
 __all__ = ["VideoCheck", "SampleCheck", "ValidationResult", "validate", "check_video", "write_report",
            "format_table", "DEFAULT_MAX_PROMPT_CHARS"]
@@ -119,16 +119,12 @@ def check_video(file: str | os.PathLike[str], settings: FrameSettings) -> VideoC
     except Exception as err:  # noqa: BLE001 - the pipeline turns any decode-side exception into a failure too
         return VideoCheck(file, "decode_error", f"{file}: {type(err).__name__}: {err}")
     base = dict(num_frames=info.num_frames, width=info.width, height=info.height, count_method=info.count_method)
-    rate = effective_interval(info.num_frames, settings.frame_num, settings.interval, settings.skip,
-                              settings.strict_count)
-    if rate == 0:
-        need = frames_needed(settings.frame_num, 1, settings.skip, settings.strict_count)
-        return VideoCheck(file, INSUFFICIENT_FRAMES, f"{file}: {info.num_frames} frames, fewer than the {need} needed "
-                          f"for {settings.frame_num} frames even at interval 1 (skip {settings.skip})",
-                          skip=True, interval=0, **base)
-    if orientation_mismatch(info.height, info.width, settings.height, settings.width):
-        return VideoCheck(file, ORIENTATION_MISMATCH, f"{file}: video is {info.width}x{info.height} (WxH), target "
-                          f"{settings.width}x{settings.height}: orientation differs", skip=True, interval=rate, **base)
+    rate = 0
+    try:  # read_clip's own rules, in its order
+        rate = sampling_interval(file, info.num_frames, settings)
+        check_orientation(file, info.height, info.width, settings)
+    except VideoError as err:
+        return VideoCheck(file, err.reason, err.message, skip=err.skip, interval=rate, **base)
     return VideoCheck(file, interval=rate, **base)
 
 

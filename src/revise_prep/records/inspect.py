@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from revise_prep.records.reader import load_record
-from revise_prep.records.reports import read_list
+from revise_prep.records.reports import read_list_paths
 
 
 def describe_value(value: Any) -> dict[str, Any]:
@@ -74,9 +74,8 @@ def inspect_list(list_file: str | Path) -> dict[str, Any]:
     problems: dict[str, list[str]] = {}
     unreadable: dict[str, str] = {}
     keysets: Counter = Counter()
-    paths = read_list(list_file)
-    for line in paths:
-        path = Path(line) if Path(line).is_absolute() or Path(line).exists() else list_file.parent / line
+    paths = read_list_paths(list_file)
+    for path in paths:
         try:
             info = inspect_record(path)
         except Exception as err:  # noqa: BLE001 - report, keep going

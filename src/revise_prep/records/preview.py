@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from revise_prep.inputs.samples import resolve_path
 from revise_prep.records.reader import load_record
 from revise_prep.video import effective_interval, frame_indices, frame_to_tensor, probe_video, read_frames_rgb
 
@@ -104,10 +105,6 @@ class VideoPlan:
     requested_interval: int | None
 
 
-def _resolve(path: str, video_root: str | os.PathLike[str]) -> Path:
-    return Path(path) if os.path.isabs(path) else Path(video_root) / path
-
-
 def _frame_settings(meta: dict[str, Any]) -> dict[str, Any]:
     """The step-1 frame settings stored in ``meta`` (a step-2 record keeps them as ``vae_settings``)."""
     for key in ("vae_settings", "settings"):
@@ -154,7 +151,7 @@ def plan_videos(record: dict[str, Any], *, video_root: str | os.PathLike[str] = 
             if not v:
                 continue
             path = target_video if (role == "target" and target_video) else v["path"]
-            plans.append(VideoPlan(role, path, _resolve(path, video_root), [int(i) for i in v["indices"]],
+            plans.append(VideoPlan(role, path, resolve_path(path, video_root), [int(i) for i in v["indices"]],
                                    int(v["interval"]), v.get("requested_interval")))
         return plans
     if interval is None:
@@ -172,7 +169,7 @@ def plan_videos(record: dict[str, Any], *, video_root: str | os.PathLike[str] = 
     for role, path in roles:
         if not isinstance(path, str):
             raise PreviewError(f"record has no {role} video path")
-        file = _resolve(path, video_root)
+        file = resolve_path(path, video_root)
         info = probe_video(file, read_rotation=False)
         rate = effective_interval(info.num_frames, frame_num, interval, skip, strict_count)
         if rate == 0:

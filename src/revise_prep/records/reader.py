@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from revise_prep.records.formats import deserialize
-from revise_prep.records.reports import read_list
+from revise_prep.records.reports import read_list_paths
 from revise_prep.records.safe_pickle import UnsafePickleError
 
 
@@ -35,9 +35,5 @@ def load_record(path: str | Path) -> dict[str, Any]:
 
 def iter_dataset(list_file: str | Path) -> Iterator[dict[str, Any]]:
     """Yield every record of a list file as training sees it (relative paths resolve against the list's folder)."""
-    list_file = Path(list_file)
-    for line in read_list(list_file):
-        path = Path(line)
-        if not path.is_absolute() and not path.exists():
-            path = list_file.parent / path
+    for path in read_list_paths(list_file):
         yield as_training_sample(load_record(path))

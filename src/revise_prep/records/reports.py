@@ -50,6 +50,13 @@ def read_list(path: str | Path) -> list[str]:
     return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def read_list_paths(list_file: str | Path) -> list[Path]:
+    """The record paths of a list file; a relative line that does not exist from the current directory is
+    taken relative to the list's own folder (so a moved dataset folder still reads)."""
+    list_file = Path(list_file)
+    return [p if p.is_absolute() or p.exists() else list_file.parent / p for p in map(Path, read_list(list_file))]
+
+
 def write_failures(path: str | Path, outcomes: list[Outcome]) -> None:
     lines = [json.dumps(o.to_json(), ensure_ascii=False) for o in outcomes if not o.ok]
     atomic_write_text(path, "".join(line + "\n" for line in lines))

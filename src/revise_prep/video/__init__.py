@@ -1,7 +1,8 @@
 """Video reading: probe without decoding, choose frames like the original, decode only those (SPEC §Step 1)."""
 
 from .probe import VideoInfo, count_frames_decode, probe_video
-from .reader import Clip, DecodeStats, iter_frames_rgb, read_clip, read_frames_rgb
+from .reader import (Clip, DecodeStats, check_orientation, iter_frames_rgb, read_clip, read_frames_rgb,
+                     sampling_interval)
 from .selection import effective_interval, frame_indices, frames_needed, orientation_mismatch
 from .transform import crop_box, frame_to_tensor, frame_to_tensor_into, frames_to_tensor, normalise_u8
 
@@ -9,6 +10,7 @@ __all__ = [
     "Clip",
     "DecodeStats",
     "VideoInfo",
+    "check_orientation",
     "count_frames_decode",
     "crop_box",
     "effective_interval",
@@ -23,4 +25,5 @@ __all__ = [
     "probe_video",
     "read_clip",
     "read_frames_rgb",
+    "sampling_interval",
 ]

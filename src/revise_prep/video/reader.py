@@ -29,7 +29,8 @@ from .probe import VideoInfo, open_video, probe_open, probe_video
 from .selection import effective_interval, frame_indices, frames_needed, orientation_mismatch
 from .transform import frame_to_tensor_into
 
-__all__ = ["Clip", "DecodeStats", "read_clip", "read_frames_rgb", "iter_frames_rgb"]
+__all__ = ["Clip", "DecodeStats", "check_orientation", "iter_frames_rgb", "read_clip", "read_frames_rgb",
+           "sampling_interval"]
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,24 @@ def read_frames_rgb(path: str | os.PathLike[str], indices: Sequence[int], *, thr
     return [got[i] for i in indices]
 
 
+def sampling_interval(path: str | os.PathLike[str], total: int, settings: FrameSettings) -> int:
+    """The interval the original would use for a video of ``total`` frames; VideoError(insufficient_frames,
+    skip=True) when even interval 1 is too long (the original returns None)."""
+    rate = effective_interval(total, settings.frame_num, settings.interval, settings.skip, settings.strict_count)
+    if rate == 0:
+        need = frames_needed(settings.frame_num, 1, settings.skip, settings.strict_count)
+        raise VideoError(INSUFFICIENT_FRAMES, f"{path}: {total} frames, fewer than the {need} needed for "
+                         f"{settings.frame_num} frames even at interval 1 (skip {settings.skip})", skip=True)
+    return rate
+
+
+def check_orientation(path: str | os.PathLike[str], src_h: int, src_w: int, settings: FrameSettings) -> None:
+    """VideoError(orientation_mismatch, skip=True) for a portrait video and landscape target or the reverse."""
+    if orientation_mismatch(src_h, src_w, settings.height, settings.width):
+        raise VideoError(ORIENTATION_MISMATCH, f"{path}: video is {src_w}x{src_h} (WxH), target "
+                         f"{settings.width}x{settings.height}: orientation differs", skip=True)
+
+
 def read_clip(path: str | os.PathLike[str], settings: FrameSettings, *, threads: int = 0,
               auto_rotate: bool = False, info: VideoInfo | None = None, extra_indices: Sequence[int] = ()) -> Clip:
     """Sample ``settings.frame_num`` frames from ``path`` exactly as the original ``read_video_frames``.
@@ -173,19 +192,12 @@ def _read_clip_open(container: av.container.InputContainer, stream: av.video.str
                     auto_rotate: bool, extra_indices: Sequence[int] = ()) -> Clip:
     """The rules of :func:`read_clip` on an open container positioned at the start."""
     total = info.num_frames
-    rate = effective_interval(total, settings.frame_num, settings.interval, settings.skip, settings.strict_count)
-    if rate == 0:
-        need = frames_needed(settings.frame_num, 1, settings.skip, settings.strict_count)
-        raise VideoError(INSUFFICIENT_FRAMES, f"{path}: {total} frames, fewer than the {need} needed for "
-                         f"{settings.frame_num} frames even at interval 1 (skip {settings.skip})", skip=True)
+    rate = sampling_interval(path, total, settings)
     if rate != settings.interval:
         log.info("%s: %d frames, interval lowered %d -> %d", path, total, settings.interval, rate)
     if auto_rotate and not info.rotation:
         info = replace(info, rotation=probe_video(path, method="metadata", read_rotation=True).rotation)
-    src_h, src_w = info.display_size if auto_rotate else (info.height, info.width)
-    if orientation_mismatch(src_h, src_w, settings.height, settings.width):
-        raise VideoError(ORIENTATION_MISMATCH, f"{path}: video is {src_w}x{src_h} (WxH), target "
-                         f"{settings.width}x{settings.height}: orientation differs", skip=True)
+    check_orientation(path, *(info.display_size if auto_rotate else (info.height, info.width)), settings)
     indices = frame_indices(settings.frame_num, rate, settings.skip)
     out = np.empty((len(indices), 3, settings.height, settings.width), dtype=np.float32)
     stats = DecodeStats()

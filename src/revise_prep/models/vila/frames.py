@@ -64,14 +64,21 @@ def _load(path: Path, num_frames: int, wanted: int) -> list[Image.Image]:
         raise VideoError(errors.MISSING_FILE, f"video file not found: {path}")
     if path.stat().st_size == 0:
         raise VideoError(errors.EMPTY_FILE, f"video file is empty: {path}")
+    resolved = sample_indices(path, num_frames, wanted)
+    frames = _decode_indices(path, sorted(set(resolved)))
+    return [Image.fromarray(frames[r]) for r in resolved]
+
+
+def sample_indices(path: Path, num_frames: int = 8, wanted: int | None = None) -> list[int]:
+    """Decode-order indices of the first ``wanted`` of the ``num_frames`` sampled frames (``-1`` resolved to the
+    last frame, as decord reads it); raises VideoError when the file is cut or the indices fall outside it."""
     total = count_frames(path)
     indices = ar_frame_indices(total, num_frames)[:wanted]
-    resolved = [i + total if i < 0 else i for i in indices]  # decord reads -1 as the last frame
+    resolved = [i + total if i < 0 else i for i in indices]
     bad = [i for i, r in zip(indices, resolved) if not 0 <= r < total]
     if bad:
         raise VideoError(errors.INSUFFICIENT_FRAMES, f"{path}: frame indices {bad} out of range for {total} frames")
-    frames = _decode_indices(path, sorted(set(resolved)))
-    return [Image.fromarray(frames[r]) for r in resolved]
+    return resolved
 
 
 def _open(path: Path) -> av.container.InputContainer:
