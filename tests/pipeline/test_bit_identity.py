@@ -58,6 +58,16 @@ def test_vae_batch_bit_identical(models):
         assert torch.equal(batched[i : i + 1], single), i
 
 
+def test_vae_uint8_pixels_bit_identical(models):
+    """Workers hand the VAE uint8 pixels; it must encode them exactly as the normalised float clip."""
+    vae, _ = models
+    gen = torch.Generator().manual_seed(1)
+    pixels = torch.randint(0, 256, (2, 3, 5, 32, 48), dtype=torch.uint8, generator=gen)
+    floats = pixels.to(torch.float32).div(255).sub(0.5).div(0.5)  # ToTensor + Normalize(0.5, 0.5)
+    assert torch.equal(vae.encode(pixels), vae.encode(floats))
+    assert torch.equal(vae.encode(pixels.permute(0, 1, 2, 4, 3).transpose(3, 4)), vae.encode(floats))
+
+
 def _tensors(obj, prefix=""):
     """(key path, tensor) for every tensor in a record (lists and dicts included)."""
     if isinstance(obj, torch.Tensor):

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from revise_prep.errors import CANNOT_OPEN, EMPTY_FILE, VideoError
 from revise_prep.settings import FrameSettings
 from revise_prep.video.reader import read_clip
+from revise_prep.video.transform import normalise_pixels
 
 log = logging.getLogger(__name__)
 pytestmark = pytest.mark.fixtures
@@ -51,6 +52,9 @@ def test_case(reference, cases, case_id, threads, record_property):
         record_property("mean_abs_diff", dmean)
         print(f"{case_id} threads={threads} max|d|={dmax:.3g} mean|d|={dmean:.3g}")
         assert dmax <= TOL, f"{case_id}: max |diff| {dmax}"
+        if threads == 0:  # the pipeline's uint8 hand-off: normalised later, the same values
+            u8 = read_clip(path, _settings(c), dtype=torch.uint8).frames
+            assert u8.dtype == torch.uint8 and torch.equal(normalise_pixels(u8), clip.frames)
     elif c["result"] == "none":
         with pytest.raises(VideoError) as err:
             read_clip(path, _settings(c), threads=threads)

@@ -128,3 +128,21 @@ def test_lookup_table_equals_torchvision_style_ops():
     mean = torch.tensor([0.5, 0.5, 0.5]).view(3, 1, 1)
     ref = ref.sub_(mean).div_(mean.clone())
     assert torch.equal(torch.from_numpy(normalise_u8(u8)), ref)
+
+
+def test_normalise_pixels_equals_frame_transform():
+    """uint8 hand-off: resize now, normalise later (on the encoder's device) gives the same floats."""
+    from revise_prep.video.transform import frame_to_u8_into, normalise_pixels
+
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (50, 90, 3), dtype=np.uint8)
+    u8 = np.empty((3, 24, 40), np.uint8)
+    frame_to_u8_into(frame, u8)
+    ref = torch.from_numpy(frame).permute(2, 0, 1)  # every level, independent of the LUT: torch's own ops
+    levels = torch.arange(256, dtype=torch.uint8).view(1, 16, 16).expand(3, 16, 16)
+    expected_levels = levels.to(torch.float32).div(255).sub(0.5).div(0.5)
+    assert torch.equal(normalise_pixels(levels), expected_levels)  # non-contiguous input too
+    assert torch.equal(normalise_pixels(torch.from_numpy(u8)), frame_to_tensor(frame, 24, 40))
+    assert normalise_pixels(ref).shape == (3, 50, 90)
+    with pytest.raises(ValueError, match="uint8"):
+        normalise_pixels(torch.zeros(3, 2, 2))

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from revise_prep.video.transform import normalise_pixels
+
 from .base import load_state_dict_file, resolve_dtype, source_id
 from .layouts import VAE_ORIGINAL_FILE, VAE_SUBFOLDER, VaeCheckpoint, find_vae, hub_download
 
@@ -192,6 +194,9 @@ class WanVAE:
     def encode(self, videos: torch.Tensor) -> torch.Tensor:
         """[B,3,T,H,W] in [-1,1] -> float32 [B,z,1+(T-1)//4,H/8,W/8] on the CPU, ``(mu - mean) * (1/std)``.
 
+        ``videos`` may also be uint8 pixels (the step-1 frames before normalisation): they travel to the
+        device at a quarter of the size and are normalised there with bit-identical values.
+
         By default clips are encoded one at a time, which guarantees a clip's latent does not depend on what
         else is in the batch (batched convolutions differ from single ones by ~4e-6 in float32 on the CPU);
         ``batch_clips=True`` encodes the batch in one call for speed.
@@ -203,7 +208,8 @@ class WanVAE:
             videos = videos.pin_memory()
         out = []
         for clip in (videos,) if self.batch_clips else videos.split(1):
-            x = clip.to(device=device, non_blocking=True).to(self.dtype)
+            x = clip.to(device=device, non_blocking=True)
+            x = (normalise_pixels(x) if x.dtype == torch.uint8 else x).to(self.dtype)
             mu = self.model.encode(x).latent_dist.mean
             latent = (mu.float() - self._mean) * self._inv_std
             out.append(latent.to("cpu", torch.float32))

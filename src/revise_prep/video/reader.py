@@ -27,7 +27,7 @@ from revise_prep.settings import FrameSettings
 
 from .probe import VideoInfo, open_video, probe_open, probe_video
 from .selection import effective_interval, frame_indices, frames_needed, orientation_mismatch
-from .transform import frame_to_tensor_into
+from .transform import frame_to_tensor_into, frame_to_u8_into
 
 __all__ = ["Clip", "DecodeStats", "check_orientation", "iter_frames_rgb", "read_clip", "read_frames_rgb",
            "sampling_interval"]
@@ -37,7 +37,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Clip:
-    """Frames sampled from one video: ``frames`` float32 [T,3,H,W] in [-1,1] plus how they were chosen."""
+    """Frames sampled from one video plus how they were chosen.
+
+    ``frames`` is float32 [T,3,H,W] in [-1,1], or, when read with ``dtype=torch.uint8``, the same frames
+    cropped and resized but not yet normalised (uint8 [T,3,H,W]; ``normalise_pixels`` gives the floats).
+    """
 
     frames: torch.Tensor
     indices: list[int]
@@ -166,7 +170,8 @@ def check_orientation(path: str | os.PathLike[str], src_h: int, src_w: int, sett
 
 
 def read_clip(path: str | os.PathLike[str], settings: FrameSettings, *, threads: int = 0,
-              auto_rotate: bool = False, info: VideoInfo | None = None, extra_indices: Sequence[int] = ()) -> Clip:
+              auto_rotate: bool = False, info: VideoInfo | None = None, extra_indices: Sequence[int] = (),
+              dtype: torch.dtype = torch.float32) -> Clip:
     """Sample ``settings.frame_num`` frames from ``path`` exactly as the original ``read_video_frames``.
 
     Raises VideoError: insufficient_frames / orientation_mismatch (``skip=True``, the original returns
@@ -175,21 +180,24 @@ def read_clip(path: str | os.PathLike[str], settings: FrameSettings, *, threads:
     probe (skips probing; its ``num_frames`` drives the interval). ``threads``: decoder threads (0 =
     library default); results are identical for any value. ``extra_indices``: more decode-order frames to
     return raw (uint8 RGB, in ``Clip.extra``) from the same decoding pass, e.g. the AR model's frames; those
-    the video does not reach are simply absent.
+    the video does not reach are simply absent. ``dtype=torch.uint8``: return the resized frames before
+    normalisation (a quarter of the memory to hand from a worker to the encoder; see ``Clip``).
     """
+    if dtype not in (torch.float32, torch.uint8):
+        raise ValueError(f"dtype must be torch.float32 or torch.uint8 (got {dtype})")
     if info is None:
         container, stream, info = probe_open(path)  # one open for probing and decoding
     else:
         container, stream, _ = open_video(path)
     try:
-        return _read_clip_open(container, stream, path, settings, info, threads, auto_rotate, extra_indices)
+        return _read_clip_open(container, stream, path, settings, info, threads, auto_rotate, extra_indices, dtype)
     finally:
         container.close()
 
 
 def _read_clip_open(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
                     path: str | os.PathLike[str], settings: FrameSettings, info: VideoInfo, threads: int,
-                    auto_rotate: bool, extra_indices: Sequence[int] = ()) -> Clip:
+                    auto_rotate: bool, extra_indices: Sequence[int] = (), dtype: torch.dtype = torch.float32) -> Clip:
     """The rules of :func:`read_clip` on an open container positioned at the start."""
     total = info.num_frames
     rate = sampling_interval(path, total, settings)
@@ -199,7 +207,9 @@ def _read_clip_open(container: av.container.InputContainer, stream: av.video.str
         info = replace(info, rotation=probe_video(path, method="metadata", read_rotation=True).rotation)
     check_orientation(path, *(info.display_size if auto_rotate else (info.height, info.width)), settings)
     indices = frame_indices(settings.frame_num, rate, settings.skip)
-    out = np.empty((len(indices), 3, settings.height, settings.width), dtype=np.float32)
+    u8 = dtype == torch.uint8
+    out = np.empty((len(indices), 3, settings.height, settings.width), dtype=np.uint8 if u8 else np.float32)
+    transform = frame_to_u8_into if u8 else frame_to_tensor_into
     stats = DecodeStats()
     got = 0
     position = {idx: k for k, idx in enumerate(indices)}
@@ -211,7 +221,7 @@ def _read_clip_open(container: av.container.InputContainer, stream: av.video.str
             if idx in extra_wanted:
                 extra[idx] = rgb.copy()
             if idx in position:
-                frame_to_tensor_into(rgb, out[position[idx]])  # transformed as it arrives; the RGB frame is dropped
+                transform(rgb, out[position[idx]])  # transformed as it arrives; the RGB frame is dropped
                 got += 1
     except VideoError:
         if got < len(indices):

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["crop_box", "frame_to_tensor", "frame_to_tensor_into", "frames_to_tensor", "normalise_u8"]
+__all__ = ["crop_box", "frame_to_tensor", "frame_to_tensor_into", "frame_to_u8_into", "frames_to_tensor",
+           "normalise_pixels", "normalise_u8"]
 
 
 def crop_box(src_h: int, src_w: int, tgt_h: int, tgt_w: int) -> tuple[int, int, int, int]:
@@ -72,6 +73,31 @@ def _normalise(u8: np.ndarray) -> torch.Tensor:
 def frame_to_tensor_into(frame: np.ndarray, out: np.ndarray) -> None:
     """Transform one RGB uint8 frame into ``out`` (float32 [3, H, W], e.g. a row of a preallocated clip)."""
     np.take(_LUT, np.moveaxis(_resize_u8(frame, out.shape[1], out.shape[2]), -1, 0), out=out)
+
+
+def frame_to_u8_into(frame: np.ndarray, out: np.ndarray) -> None:
+    """Crop + resize one RGB uint8 frame into ``out`` (uint8 [3, H, W]) without normalising.
+
+    Pipelines hand these 4x smaller frames to the encoder, which normalises them on its device
+    (:func:`normalise_pixels`) with the same values.
+    """
+    out[...] = np.moveaxis(_resize_u8(frame, out.shape[1], out.shape[2]), -1, 0)
+
+
+_LUT_TENSOR = torch.from_numpy(_LUT)
+
+
+def normalise_pixels(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 tensor of any shape and device -> float32 of the same shape and device, the step-1 values.
+
+    A table lookup, so the result is bit-identical on every device (CUDA divides by a scalar as a
+    multiplication by its reciprocal, which would not be).
+    """
+    if pixels.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 pixels, got {pixels.dtype}")
+    if pixels.device.type == "cpu":
+        return torch.from_numpy(np.take(_LUT, pixels.numpy()))
+    return _LUT_TENSOR.to(pixels.device)[pixels.int()]
 
 
 def frame_to_tensor(frame: np.ndarray, tgt_h: int, tgt_w: int) -> torch.Tensor:
