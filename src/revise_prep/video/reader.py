@@ -27,6 +27,7 @@ from revise_prep.settings import FrameSettings
 
 from .probe import VideoInfo, open_video, probe_open, probe_video
 from .selection import effective_interval, frame_indices, frames_needed, orientation_mismatch
+from .skipping import SKIPPABLE_CODECS, display_ranks, worth_skipping
 from .transform import frame_to_tensor_into, frame_to_u8_into
 
 __all__ = ["Clip", "DecodeStats", "check_orientation", "iter_frames_rgb", "read_clip", "read_frames_rgb",
@@ -78,10 +79,96 @@ class DecodeStats:
 def _decode_wanted(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
                    path: str | os.PathLike[str], wanted: Sequence[int], threads: int, auto_rotate: bool,
                    stats: DecodeStats) -> Iterator[tuple[int, np.ndarray]]:
-    """Core loop over an open container at its start; ``wanted`` sorted, distinct, non-empty. Does not close."""
+    """Core loop over an open container at its start; ``wanted`` sorted, distinct, non-empty. Does not close.
+
+    H.264 frames that are neither wanted nor referenced are skipped undecoded (``skipping``); if their
+    timestamps turn out not to place the frames, the video is decoded again frame by frame.
+    """
     want, last = set(wanted), wanted[-1]
     _configure_threads(stream, threads)
-    frames = container.decode(stream)
+    ranks = None
+    if stream.codec_context.name in SKIPPABLE_CODECS and worth_skipping(wanted):
+        ranks = display_ranks(path)
+    if ranks is None:
+        yield from _walk(container.decode(stream), path, want, last, auto_rotate, stats, _Enumerate(stats))
+        return
+    done = -1
+    try:
+        placer = _ByTimestamp(ranks, wanted)
+        for idx, rgb in _walk(_skipping_frames(container, stream, ranks, want, placer), path, want, last,
+                              auto_rotate, stats, placer):
+            done = idx
+            yield idx, rgb
+        return
+    except _Misplaced as exc:
+        log.info("%s: %s; decoding every frame instead", path, exc)
+    container, stream, _ = open_video(path)
+    try:
+        _configure_threads(stream, threads)
+        replace_stats = DecodeStats()
+        for idx, rgb in _walk(container.decode(stream), path, want, last, auto_rotate, replace_stats,
+                              _Enumerate(replace_stats)):
+            if idx > done:
+                yield idx, rgb
+        stats.decoded, stats.ended_early = replace_stats.decoded, replace_stats.ended_early
+        stats.rotation = replace_stats.rotation if stats.rotation is None else stats.rotation
+    finally:
+        container.close()
+
+
+class _Misplaced(Exception):
+    """A frame the timestamps cannot place while skipping: fall back to decoding every frame."""
+
+
+class _Enumerate:
+    """Frames arrive one per display position: a frame's index is the number decoded before it."""
+
+    def __init__(self, stats: DecodeStats) -> None:
+        self.stats = stats
+
+    def __call__(self, frame: av.VideoFrame) -> int:
+        return self.stats.decoded
+
+
+class _ByTimestamp:
+    """While skipping, a frame's index is its pts rank. Indices must start at 0, only increase and pass no
+    wanted index (a frame the decoder dropped would shift a full decode's positions: not ours to guess)."""
+
+    def __init__(self, ranks: dict[int, int], wanted: Sequence[int]) -> None:
+        self.ranks, self.previous, self.started = ranks, -1, False
+        self._pending = iter(wanted)
+        self._next = next(self._pending, None)
+
+    def __call__(self, frame: av.VideoFrame) -> int:
+        idx = self.ranks.get(frame.pts) if frame.pts is not None else None
+        if idx is None or idx <= self.previous or (self.previous < 0 and idx != 0):
+            raise _Misplaced(f"frame with pts {frame.pts} does not follow position {self.previous}")
+        if self._next is not None and self._next < idx:
+            raise _Misplaced(f"wanted frame {self._next} did not come out before frame {idx}")
+        if idx == self._next:
+            self._next = next(self._pending, None)
+        self.previous, self.started = idx, True
+        return idx
+
+
+def _skipping_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                     ranks: dict[int, int], want: set[int], placer: _ByTimestamp) -> Iterator[av.VideoFrame]:
+    """Decoded frames, asking the decoder to drop non-reference packets whose frame is not wanted.
+
+    Nothing is skipped until the first frame has come out (and was placed at 0), so a stream whose
+    start the decoder drops is caught before any skipping could hide it.
+    """
+    ctx = stream.codec_context
+    keep = {pts for pts, idx in ranks.items() if idx in want}
+    for packet in container.demux(stream):
+        if placer.started and packet.pts is not None:
+            ctx.skip_frame = "DEFAULT" if packet.pts in keep else "NONREF"
+        yield from packet.decode()
+
+
+def _walk(frames: Iterator[av.VideoFrame], path: str | os.PathLike[str], want: set[int], last: int,
+          auto_rotate: bool, stats: DecodeStats, place) -> Iterator[tuple[int, np.ndarray]]:
+    """Convert the wanted frames of ``frames`` (each placed by ``place``) to RGB; stop after ``last``."""
     while True:
         try:
             frame = next(frames)
@@ -97,8 +184,8 @@ def _decode_wanted(container: av.container.InputContainer, stream: av.video.stre
                              f"{type(exc).__name__}: {exc}") from exc
         if stats.rotation is None:
             stats.rotation = int(round(frame.rotation or 0))
-        idx = stats.decoded
-        stats.decoded += 1
+        idx = place(frame)
+        stats.decoded = idx + 1
         if idx in want:
             rgb = frame.to_ndarray(format="rgb24")
             if auto_rotate and frame.rotation:
