@@ -1,7 +1,9 @@
 """Benchmark: our frame reader vs an original-style reader (decode all to count, decode again converting every frame).
 
 Not a test. Prints a table of seconds per video (median of interleaved repeats) and the ratio, and
-asserts that both readers return identical tensors. ``--quick`` runs on tiny generated clips (CI smoke);
+asserts that both readers return identical tensors. "ours" produces the float32 clip on the CPU; "ours,
+uint8" is what a pipeline worker does (resized uint8 frames; the encoder normalises them on its device).
+The original-style transform is torchvision's per frame: PIL crop + resize, ToTensor, Normalize. ``--quick`` runs on tiny generated clips (CI smoke);
 ``--out FILE`` also writes the table as markdown.
 
     .venv/bin/python bench/frames.py [--repeats 3] [--threads 0] [--out bench_frames.md] [--quick]
@@ -19,12 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import numpy as np
 import torch
+from PIL import Image
 
 from revise_prep.errors import INSUFFICIENT_FRAMES, ORIENTATION_MISMATCH, VideoError
 from revise_prep.settings import FrameSettings
 from revise_prep.testing.videos import make_video
-from revise_prep.video import effective_interval, frame_indices, frames_to_tensor, orientation_mismatch, read_clip
+from revise_prep.video import (crop_box, effective_interval, frame_indices, normalise_pixels, orientation_mismatch,
+                               read_clip)
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_VIDEOS = REPO.parent / "shared" / "fixtures" / "reference" / "videos"
@@ -35,6 +40,18 @@ def _set_threads(stream, threads: int) -> None:
     if threads > 0:
         stream.codec_context.thread_type = "AUTO"
         stream.codec_context.thread_count = threads
+
+
+def torchvision_style(frames: list[np.ndarray], h: int, w: int) -> torch.Tensor:
+    """The original's transform, op for op: PIL crop + bilinear resize, ToTensor (/255), Normalize(0.5, 0.5)."""
+    mean = torch.tensor([0.5, 0.5, 0.5]).view(3, 1, 1)
+    out = []
+    for rgb in frames:
+        top, left, ch, cw = crop_box(rgb.shape[0], rgb.shape[1], h, w)
+        img = Image.fromarray(rgb).crop((left, top, left + cw, top + ch)).resize((w, h), Image.BILINEAR)
+        x = torch.from_numpy(np.array(img, np.uint8, copy=True)).permute(2, 0, 1).contiguous()
+        out.append(x.to(torch.float32).div(255).sub_(mean).div_(mean))
+    return torch.stack(out)
 
 
 def original_style(path: Path, s: FrameSettings, threads: int = 0) -> torch.Tensor:
@@ -69,11 +86,15 @@ def original_style(path: Path, s: FrameSettings, threads: int = 0) -> torch.Tens
                     break
         except av.error.InvalidDataError:
             pass
-    return frames_to_tensor(kept, s.height, s.width)
+    return torchvision_style(kept, s.height, s.width)
 
 
 def ours(path: Path, s: FrameSettings, threads: int = 0) -> torch.Tensor:
     return read_clip(path, s, threads=threads).frames
+
+
+def ours_u8(path: Path, s: FrameSettings, threads: int = 0) -> torch.Tensor:
+    return read_clip(path, s, threads=threads, dtype=torch.uint8).frames
 
 
 @dataclass
@@ -82,12 +103,17 @@ class Row:
     desc: str
     settings: str
     ours_s: float
+    ours_u8_s: float
     orig_s: float
     identical: bool
 
     @property
     def ratio(self) -> float:
         return self.orig_s / self.ours_s if self.ours_s > 0 else float("nan")
+
+    @property
+    def ratio_u8(self) -> float:
+        return self.orig_s / self.ours_u8_s if self.ours_u8_s > 0 else float("nan")
 
 
 def _inputs(quick: bool, cache: Path) -> list[tuple[Path, str]]:
@@ -130,29 +156,29 @@ def run(quick: bool, repeats: int, threads: int, cache: Path) -> list[Row]:
                 log.info("%s %s: %s (skipped)", path.name, label, exc.reason)
                 continue
             got = ours(path, s, threads)
-            identical = torch.equal(ref, got)
-            t_ours, t_orig = [], []
-            for _ in range(repeats):  # interleaved so drift affects both equally
-                t0 = time.perf_counter()
-                ours(path, s, threads)
-                t1 = time.perf_counter()
-                original_style(path, s, threads)
-                t2 = time.perf_counter()
-                t_ours.append(t1 - t0)
-                t_orig.append(t2 - t1)
-            rows.append(Row(path.name, desc, label, statistics.median(t_ours), statistics.median(t_orig), identical))
-            log.info("%s %s: ours %.3fs original-style %.3fs", path.name, label, rows[-1].ours_s, rows[-1].orig_s)
+            identical = torch.equal(ref, got) and torch.equal(normalise_pixels(ours_u8(path, s, threads)), ref)
+            times: dict[str, list[float]] = {"ours": [], "u8": [], "orig": []}
+            for _ in range(repeats):  # interleaved so drift affects all equally
+                for key, fn in (("ours", ours), ("u8", ours_u8), ("orig", original_style)):
+                    t0 = time.perf_counter()
+                    fn(path, s, threads)
+                    times[key].append(time.perf_counter() - t0)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            rows.append(Row(path.name, desc, label, med["ours"], med["u8"], med["orig"], identical))
+            log.info("%s %s: ours %.3fs (uint8 %.3fs) original-style %.3fs", path.name, label, med["ours"],
+                     med["u8"], med["orig"])
     return rows
 
 
 def table(rows: list[Row], repeats: int, threads: int) -> str:
     lines = [f"Frame reading, seconds per video (median of {repeats} interleaved runs, decoder threads="
              f"{threads or 'library default'}); ratio = original-style / ours.", "",
-             "| video | content | settings | ours (s) | original-style (s) | ratio | identical |",
-             "|---|---|---|---:|---:|---:|---|"]
+             "| video | content | settings | ours (s) | ours, uint8 (s) | original-style (s) | ratio | ratio, uint8 "
+             "| identical |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        lines.append(f"| {r.video} | {r.desc} | {r.settings} | {r.ours_s:.3f} | {r.orig_s:.3f} | "
-                     f"{r.ratio:.2f}x | {'yes' if r.identical else 'NO'} |")
+        lines.append(f"| {r.video} | {r.desc} | {r.settings} | {r.ours_s:.3f} | {r.ours_u8_s:.3f} | {r.orig_s:.3f} | "
+                     f"{r.ratio:.2f}x | {r.ratio_u8:.2f}x | {'yes' if r.identical else 'NO'} |")
     return "\n".join(lines)
 
 

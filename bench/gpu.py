@@ -214,8 +214,8 @@ def run(sizes: dict, device: torch.device, cache: Path, tmp: Path, workers: int)
     samples, problems = parse_entries(pairs, cache)
     assert not problems, problems
     t0 = time.perf_counter()
-    decoded = [([read_clip(s.source_file, frames).frames, read_clip(s.target_file, frames).frames], s.prompt)
-               for s in samples]
+    decoded = [([read_clip(s.source_file, frames, dtype=torch.uint8).frames,  # what the workers hand over
+                 read_clip(s.target_file, frames, dtype=torch.uint8).frames], s.prompt) for s in samples]
     rows.append(("decode (our reader, 1 process), s/sample", f"{(time.perf_counter() - t0) / len(samples):.3f}"))
     clip = decoded[0][0][0].permute(1, 0, 2, 3)[None]
 

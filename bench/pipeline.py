@@ -155,8 +155,8 @@ def run(case: Case, repeats: int, workers: list[int], cache: Path, work: Path) -
     assert not problems, problems
     # Decode everything once (untimed) for the pure-model rate; measure decode CPU per sample in-process.
     c0 = time.process_time()
-    decoded = [([read_clip(s.source_file, case.frames).frames, read_clip(s.target_file, case.frames).frames],
-                s.prompt) for s in samples]
+    decoded = [([read_clip(s.source_file, case.frames, dtype=torch.uint8).frames,  # what workers hand over
+                 read_clip(s.target_file, case.frames, dtype=torch.uint8).frames], s.prompt) for s in samples]
     decode_cpu = (time.process_time() - c0) / len(samples)
     pure_model(decoded[:1], vae, t5)  # warm-up (allocator, first-call overheads)
     timings: dict[str, Timing] = {"pure": Timing(), **{f"w{w}": Timing() for w in workers}}

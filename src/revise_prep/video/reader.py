@@ -29,6 +29,7 @@ from .probe import VideoInfo, open_video, probe_open, probe_video
 from .selection import effective_interval, frame_indices, frames_needed, orientation_mismatch
 from .skipping import SKIPPABLE_CODECS, display_ranks, worth_skipping
 from .transform import frame_to_tensor_into, frame_to_u8_into
+from .transform_pool import TransformPool
 
 __all__ = ["Clip", "DecodeStats", "check_orientation", "iter_frames_rgb", "read_clip", "read_frames_rgb",
            "sampling_interval"]
@@ -265,7 +266,7 @@ def read_clip(path: str | os.PathLike[str], settings: FrameSettings, *, threads:
     None), missing_file / empty_file / cannot_open / no_video_stream (the original raises), and
     decode_error when fewer frames decode than the count promised. ``info``: a VideoInfo from an earlier
     probe (skips probing; its ``num_frames`` drives the interval). ``threads``: decoder threads (0 =
-    library default); results are identical for any value. ``extra_indices``: more decode-order frames to
+    library default), and above 1 also threads for the crop/resize; results are identical for any value. ``extra_indices``: more decode-order frames to
     return raw (uint8 RGB, in ``Clip.extra``) from the same decoding pass, e.g. the AR model's frames; those
     the video does not reach are simply absent. ``dtype=torch.uint8``: return the resized frames before
     normalisation (a quarter of the memory to hand from a worker to the encoder; see ``Clip``).
@@ -303,16 +304,18 @@ def _read_clip_open(container: av.container.InputContainer, stream: av.video.str
     extra_wanted = set(extra_indices)
     extra: dict[int, np.ndarray] = {}
     wanted = sorted(set(indices) | extra_wanted)
-    try:
-        for idx, rgb in _decode_wanted(container, stream, path, wanted, threads, auto_rotate, stats):
-            if idx in extra_wanted:
-                extra[idx] = rgb.copy()
-            if idx in position:
-                transform(rgb, out[position[idx]])  # transformed as it arrives; the RGB frame is dropped
-                got += 1
-    except VideoError:
-        if got < len(indices):
-            raise  # the clip itself is incomplete; past its last frame only the extras are lost
+    with TransformPool(transform, out, threads) as pool:
+        try:
+            for idx, rgb in _decode_wanted(container, stream, path, wanted, threads, auto_rotate, stats):
+                if idx in extra_wanted:
+                    extra[idx] = rgb.copy()
+                if idx in position:
+                    pool.put(rgb, position[idx])  # transformed as it arrives; the RGB frame is then dropped
+                    got += 1
+        except VideoError:
+            if got < len(indices):
+                raise  # the clip itself is incomplete; past its last frame only the extras are lost
+        pool.finish()
 
     if got < len(indices):
         raise VideoError(DECODE_ERROR, f"{path}: only {stats.decoded} frames decoded (got {got} of the "
