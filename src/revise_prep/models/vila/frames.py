@@ -18,6 +18,7 @@ from PIL import Image
 
 from revise_prep import errors
 from revise_prep.errors import VideoError
+from revise_prep.video.reader import DecodeStats, iter_frames_rgb
 
 from .preprocess import ar_frame_indices
 
@@ -118,22 +119,15 @@ def count_frames(path: Path) -> int:
 
 
 def _decode_indices(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
-    """Decode frames in presentation order up to ``max(indices)``, keeping the requested ones as RGB24 arrays."""
-    wanted = set(indices)
-    last = max(indices)
-    out: dict[int, np.ndarray] = {}
-    with _open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        try:
-            for position, frame in enumerate(container.decode(stream)):
-                if position in wanted:
-                    out[position] = frame.to_ndarray(format="rgb24")
-                if position >= last:
-                    break
-        except av.FFmpegError as exc:
-            raise VideoError(errors.DECODE_ERROR, f"decode error in {path} after {len(out)} frames: {exc}") from exc
-    missing = sorted(wanted - out.keys())
+    """Decode frames in presentation order up to ``max(indices)``, keeping the requested ones as RGB24 arrays.
+
+    Uses step 1's reader, so unwanted non-reference H.264 frames are skipped undecoded (8 frames spread over a
+    video leave most of it unwanted).
+    """
+    stats = DecodeStats()
+    out = dict(iter_frames_rgb(path, indices, threads=os.cpu_count() or 1, stats=stats))
+    missing = sorted(set(indices) - out.keys())
     if missing:
-        raise VideoError(errors.DECODE_ERROR, f"{path}: frames {missing} could not be decoded")
+        raise VideoError(errors.DECODE_ERROR, f"{path}: frames {missing} could not be decoded "
+                                              f"(the decoder stopped after {stats.decoded} frames)")
     return out
