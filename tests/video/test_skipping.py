@@ -13,7 +13,7 @@ from revise_prep.settings import FrameSettings
 from revise_prep.testing.videos import make_video, make_vfr_video
 from revise_prep.video import reader as reader_mod
 from revise_prep.video.reader import read_clip, read_frames_rgb
-from revise_prep.video.skipping import display_ranks, worth_skipping
+from revise_prep.video.skipping import demux_all, worth_skipping
 
 
 def full_decode(path) -> list[np.ndarray]:
@@ -59,12 +59,25 @@ def test_worth_skipping():
     assert worth_skipping([0, 2]) and worth_skipping([1]) and worth_skipping([0, 1, 3])
 
 
-def test_display_ranks_follow_the_decoded_order(videos):
+def test_ranks_follow_the_decoded_order(videos):
     for key in ("moving", "vfr"):
         with av.open(str(videos[key])) as c:
             decoded_pts = [f.pts for f in c.decode(video=0)]
-        ranks = display_ranks(videos[key])
-        assert [ranks[p] for p in decoded_pts] == list(range(len(decoded_pts)))
+        with av.open(str(videos[key])) as c:
+            demuxed = demux_all(c, c.streams.video[0])
+        assert [demuxed.ranks[p] for p in decoded_pts] == list(range(len(decoded_pts)))
+        assert len(demuxed.packets) == len(decoded_pts)
+        with av.open(str(videos[key])) as c:
+            assert demux_all(c, c.streams.video[0], max_bytes=100) is None  # too big to keep in memory
+
+
+def test_too_big_to_buffer_decodes_every_frame(videos, monkeypatch, spy):
+    monkeypatch.setattr(reader_mod, "demux_all", lambda c, s: demux_all(c, s, max_bytes=100))
+    frames = full_decode(videos["moving"])
+    wanted = [0, 3, 6, 20]
+    for g, i in zip(read_frames_rgb(videos["moving"], wanted), wanted):
+        assert np.array_equal(g, frames[i]), i
+    assert spy["frames"] == 0  # the skipping path never ran
 
 
 @pytest.mark.parametrize("threads", [0, 2])
@@ -101,13 +114,12 @@ def test_variable_frame_rate_and_nothing_to_skip(videos):
 def test_misplaced_frames_fall_back_to_a_full_decode(videos, monkeypatch, caplog, shift_from):
     """Timestamps that do not place the frames (here: ranks made wrong on purpose, as if the decoder had
     dropped frame 6) are caught, and the video is decoded again frame by frame, as without skipping."""
-    real = display_ranks
+    def wrong(container, stream):
+        demuxed = demux_all(container, stream)
+        demuxed.ranks = {p: (r + 1 if r >= shift_from else r) for p, r in demuxed.ranks.items()}
+        return demuxed
 
-    def wrong(path):
-        ranks = real(path)
-        return {p: (r + 1 if r >= shift_from else r) for p, r in ranks.items()}
-
-    monkeypatch.setattr(reader_mod, "display_ranks", wrong)
+    monkeypatch.setattr(reader_mod, "demux_all", wrong)
     frames = full_decode(videos["moving"])
     wanted = [0, 2, 4, 6, 12, 20, 30]
     with caplog.at_level(logging.INFO, logger="revise_prep.video.reader"):

@@ -27,7 +27,7 @@ from revise_prep.settings import FrameSettings
 
 from .probe import VideoInfo, open_video, probe_open, probe_video
 from .selection import effective_interval, frame_indices, frames_needed, orientation_mismatch
-from .skipping import SKIPPABLE_CODECS, display_ranks, worth_skipping
+from .skipping import SKIPPABLE_CODECS, Demuxed, demux_all, worth_skipping
 from .transform import frame_to_tensor_into, frame_to_u8_into
 from .transform_pool import TransformPool
 
@@ -82,28 +82,28 @@ def _decode_wanted(container: av.container.InputContainer, stream: av.video.stre
                    stats: DecodeStats) -> Iterator[tuple[int, np.ndarray]]:
     """Core loop over an open container at its start; ``wanted`` sorted, distinct, non-empty. Does not close.
 
-    H.264 frames that are neither wanted nor referenced are skipped undecoded (``skipping``); if their
-    timestamps turn out not to place the frames, the video is decoded again frame by frame.
+    H.264 frames that are neither wanted nor referenced are skipped undecoded (``skipping``: the packets are
+    read first to place frames by timestamp); if the timestamps turn out not to place the frames, the video is
+    decoded again frame by frame.
     """
     want, last = set(wanted), wanted[-1]
     _configure_threads(stream, threads)
-    ranks = None
-    if stream.codec_context.name in SKIPPABLE_CODECS and worth_skipping(wanted):
-        ranks = display_ranks(path)
-    if ranks is None:
+    if stream.codec_context.name not in SKIPPABLE_CODECS or not worth_skipping(wanted):
         yield from _walk(container.decode(stream), path, want, last, auto_rotate, stats, _Enumerate(stats))
         return
+    demuxed = demux_all(container, stream)
     done = -1
-    try:
-        placer = _ByTimestamp(ranks, wanted)
-        for idx, rgb in _walk(_skipping_frames(container, stream, ranks, want, placer), path, want, last,
-                              auto_rotate, stats, placer):
-            done = idx
-            yield idx, rgb
-        return
-    except _Misplaced as exc:
-        log.info("%s: %s; decoding every frame instead", path, exc)
-    container, stream, _ = open_video(path)
+    if demuxed is not None:
+        try:
+            placer = _ByTimestamp(demuxed.ranks, wanted)
+            for idx, rgb in _walk(_skipping_frames(stream, demuxed, want, placer), path, want, last,
+                                  auto_rotate, stats, placer):
+                done = idx
+                yield idx, rgb
+            return
+        except _Misplaced as exc:
+            log.info("%s: %s; decoding every frame instead", path, exc)
+    container, stream, _ = open_video(path)  # the first container is spent: start again from the top
     try:
         _configure_threads(stream, threads)
         replace_stats = DecodeStats()
@@ -152,19 +152,23 @@ class _ByTimestamp:
         return idx
 
 
-def _skipping_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                     ranks: dict[int, int], want: set[int], placer: _ByTimestamp) -> Iterator[av.VideoFrame]:
+def _skipping_frames(stream: av.video.stream.VideoStream, demuxed: Demuxed, want: set[int],
+                     placer: _ByTimestamp) -> Iterator[av.VideoFrame]:
     """Decoded frames, asking the decoder to drop non-reference packets whose frame is not wanted.
 
     Nothing is skipped until the first frame has come out (and was placed at 0), so a stream whose
     start the decoder drops is caught before any skipping could hide it.
     """
     ctx = stream.codec_context
-    keep = {pts for pts, idx in ranks.items() if idx in want}
-    for packet in container.demux(stream):
-        if placer.started and packet.pts is not None:
-            ctx.skip_frame = "DEFAULT" if packet.pts in keep else "NONREF"
-        yield from packet.decode()
+    keep = {pts for pts, idx in demuxed.ranks.items() if idx in want}
+    mode = "DEFAULT"
+    for packet in demuxed.packets:
+        if placer.started:
+            wanted_mode = "DEFAULT" if packet.pts in keep else "NONREF"
+            if wanted_mode != mode:
+                ctx.skip_frame = mode = wanted_mode
+        yield from ctx.decode(packet)
+    yield from ctx.decode(None)  # flush the frames the decoder still holds
 
 
 def _walk(frames: Iterator[av.VideoFrame], path: str | os.PathLike[str], want: set[int], last: int,

@@ -9,18 +9,18 @@ which equals its decode-order position on a well-formed stream (checked while de
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import av
 
-from .probe import open_video
-
-__all__ = ["SKIPPABLE_CODECS", "display_ranks", "worth_skipping"]
+__all__ = ["MAX_BUFFERED_BYTES", "SKIPPABLE_CODECS", "Demuxed", "demux_all", "worth_skipping"]
 
 # H.264 only: its non-reference frames are never referenced. HEVC's "_N" pictures may still be
 # referenced by higher temporal sub-layers, so skipping them could change frames we keep.
 SKIPPABLE_CODECS = frozenset({"h264"})
+# Compressed bytes kept in memory to place frames before decoding; a longer video is decoded frame by frame.
+MAX_BUFFERED_BYTES = 256 << 20
 
 
 def worth_skipping(wanted: Sequence[int]) -> bool:
@@ -28,21 +28,34 @@ def worth_skipping(wanted: Sequence[int]) -> bool:
     return bool(wanted) and len(wanted) < wanted[-1] + 1
 
 
-def display_ranks(path: str | os.PathLike[str]) -> dict[int, int] | None:
-    """pts -> display position of every video packet, by demuxing only; None when the timestamps cannot
-    place frames (a packet without pts, repeated pts, a corrupt packet or a demuxer error)."""
-    container, stream, _ = open_video(path)
-    pts: list[int] = []
+@dataclass
+class Demuxed:
+    """A video stream's packets in decode order (read once, decoded later) and each pts's display position."""
+
+    packets: list[av.Packet]
+    ranks: dict[int, int]
+
+
+def demux_all(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+              max_bytes: int = MAX_BUFFERED_BYTES) -> Demuxed | None:
+    """Read every packet of ``stream`` (no decoding) and rank their timestamps.
+
+    None when the timestamps cannot place frames (a packet without pts, repeated pts, a corrupt packet, a
+    demuxer error) or the packets exceed ``max_bytes``; the container is then past its start.
+    """
+    packets: list[av.Packet] = []
+    size = 0
     try:
         for packet in container.demux(stream):
             if packet.size <= 0:
                 continue  # flush packet
             if packet.pts is None or packet.is_corrupt or packet.is_discard:
                 return None
-            pts.append(int(packet.pts))
+            size += packet.size
+            if size > max_bytes:
+                return None
+            packets.append(packet)
     except av.error.FFmpegError:
         return None
-    finally:
-        container.close()
-    ranks = {p: i for i, p in enumerate(sorted(pts))}
-    return ranks if len(ranks) == len(pts) else None
+    ranks = {p: i for i, p in enumerate(sorted(int(pk.pts) for pk in packets))}
+    return Demuxed(packets, ranks) if len(ranks) == len(packets) else None
