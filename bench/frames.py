@@ -3,8 +3,8 @@
 Not a test. Prints a table of seconds per video (median of interleaved repeats) and the ratio, and
 asserts that both readers return identical tensors. "ours" produces the float32 clip on the CPU; "ours,
 uint8" is what a pipeline worker does (resized uint8 frames; the encoder normalises them on its device).
-The original-style transform is torchvision's per frame: PIL crop + resize, ToTensor, Normalize. ``--quick`` runs on tiny generated clips (CI smoke);
-``--out FILE`` also writes the table as markdown.
+The original-style transform is torchvision's per frame: PIL crop + resize, ToTensor, Normalize.
+``--quick`` runs on tiny generated clips (CI smoke); ``--out FILE`` also writes the table as markdown.
 
     .venv/bin/python bench/frames.py [--repeats 3] [--threads 0] [--out bench_frames.md] [--quick]
 """

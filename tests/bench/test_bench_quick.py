@@ -50,3 +50,8 @@ def test_bench_precision_quick(tmp_path):
     text = _run("precision", tmp_path)
     for row in ("VAE bfloat16 vs float32", "VAE tiled vs untiled", "umT5 bfloat16 vs float32"):
         assert row in text, row
+
+
+def test_bench_skipping_quick(tmp_path):
+    text = _run("skipping", tmp_path)
+    assert "step 1" in text and "step 2" in text and "| NO |" not in text

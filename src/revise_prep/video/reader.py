@@ -270,9 +270,9 @@ def read_clip(path: str | os.PathLike[str], settings: FrameSettings, *, threads:
     None), missing_file / empty_file / cannot_open / no_video_stream (the original raises), and
     decode_error when fewer frames decode than the count promised. ``info``: a VideoInfo from an earlier
     probe (skips probing; its ``num_frames`` drives the interval). ``threads``: decoder threads (0 =
-    library default), and above 1 also threads for the crop/resize; results are identical for any value. ``extra_indices``: more decode-order frames to
-    return raw (uint8 RGB, in ``Clip.extra``) from the same decoding pass, e.g. the AR model's frames; those
-    the video does not reach are simply absent. ``dtype=torch.uint8``: return the resized frames before
+    library default), and above 1 also threads for the crop/resize; results are identical for any value.
+    ``extra_indices``: more decode-order frames to return raw (uint8 RGB, in ``Clip.extra``) from the same
+    decoding pass, e.g. the AR model's frames; those the video does not reach are simply absent. ``dtype=torch.uint8``: return the resized frames before
     normalisation (a quarter of the memory to hand from a worker to the encoder; see ``Clip``).
     """
     if dtype not in (torch.float32, torch.uint8):
