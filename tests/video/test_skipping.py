@@ -82,10 +82,12 @@ def test_too_big_to_buffer_decodes_every_frame(videos, monkeypatch, spy):
 
 @pytest.mark.parametrize("threads", [0, 2])
 @pytest.mark.parametrize("interval,skip", [(2, 0), (3, 1), (4, 3)])
-def test_skipping_keeps_exact_frames(videos, spy, threads, interval, skip):
+def test_skipping_keeps_exact_frames(videos, spy, caplog, threads, interval, skip):
     assert nonref_count(videos["moving"]) >= 10  # the test video really has frames to skip
     s = FrameSettings(frame_num=5, interval=interval, skip=skip, height=32, width=48)
-    clip = read_clip(videos["moving"], s, threads=threads, dtype=torch.uint8)
+    with caplog.at_level(logging.INFO, logger="revise_prep.video.reader"):
+        clip = read_clip(videos["moving"], s, threads=threads, dtype=torch.uint8)
+    assert "decoding every frame instead" not in caplog.text  # skipping itself gave the frames, no fallback
     frames = full_decode(videos["moving"])
     assert clip.indices == [skip + k * interval for k in range(5)]
     assert spy["frames"] < clip.indices[-1] + 1  # some unwanted frames were never decoded
