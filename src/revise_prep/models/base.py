@@ -11,14 +11,29 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["VideoEncoder", "TextEncoder", "resolve_dtype", "load_state_dict_file"]
+__all__ = ["ModuleAdapter", "VideoEncoder", "TextEncoder", "resolve_dtype", "load_state_dict_file"]
+
+
+class ModuleAdapter:
+    """Mixin for adapters that hold their network in ``self.model``: dtype and device read off its weights."""
+
+    model: torch.nn.Module
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
 
 @runtime_checkable
 class VideoEncoder(Protocol):
     """Turns a batch of clips into normalised latents.
 
-    ``encode(videos)``: ``videos`` float [B, 3, T, H, W] in [-1, 1] (any device); returns float32
+    ``encode(videos)``: ``videos`` float [B, 3, T, H, W] in [-1, 1], or the uint8 pixels before step 1's
+    normalisation (any device); returns float32
     [B, C, T', H', W'] on the CPU (C = 16 for Wan2.1). ``identifier`` names model and weights so
     outputs can be traced (and caches invalidated) when either changes.
     """

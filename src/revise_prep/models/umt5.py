@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .base import load_state_dict_file, resolve_dtype, source_id
+from .base import ModuleAdapter, load_state_dict_file, resolve_dtype, source_id
 from .layouts import (
     T5_ORIGINAL_FILE,
     T5_ORIGINAL_TOKENIZER,
@@ -168,7 +168,7 @@ def _resolve_hub(ckpt: T5Checkpoint) -> T5Checkpoint:
 
 
 @dataclass(eq=False)
-class UMT5TextEncoder:
+class UMT5TextEncoder(ModuleAdapter):
     """A loaded umT5 encoder plus tokenizer (implements ``TextEncoder``)."""
 
     model: torch.nn.Module
@@ -210,14 +210,6 @@ class UMT5TextEncoder:
         tok_kwargs = {"subfolder": ckpt.tokenizer_subfolder} if ckpt.tokenizer_subfolder else {}
         tok = AutoTokenizer.from_pretrained(ckpt.tokenizer, **tok_kwargs)
         return cls(model=model, tokenizer=tok, identifier=f"umt5:{source_id(source)}", text_len=text_len, batch_size=batch_size)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
     @property
     def dim(self) -> int:

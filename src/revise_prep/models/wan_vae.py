@@ -16,7 +16,7 @@ import torch
 
 from revise_prep.video.transform import normalise_pixels
 
-from .base import load_state_dict_file, resolve_dtype, source_id
+from .base import ModuleAdapter, load_state_dict_file, resolve_dtype, source_id
 from .layouts import VAE_ORIGINAL_FILE, VAE_SUBFOLDER, VaeCheckpoint, find_vae, hub_download
 
 __all__ = ["WanVAE", "vae_config_from_original", "WAN21_LATENTS_MEAN", "WAN21_LATENTS_STD"]
@@ -134,7 +134,7 @@ def _load_model(ckpt: VaeCheckpoint):
 
 
 @dataclass(eq=False)
-class WanVAE:
+class WanVAE(ModuleAdapter):
     """A loaded Wan2.1 VAE that encodes clips to normalised latents (implements ``VideoEncoder``)."""
 
     model: torch.nn.Module
@@ -177,14 +177,6 @@ class WanVAE:
             _inv_std=inv_std.view(1, -1, 1, 1, 1).to(dev),
             batch_clips=batch_clips,
         )
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
     @property
     def z_dim(self) -> int:
