@@ -144,5 +144,8 @@ def test_normalise_pixels_equals_frame_transform():
     assert torch.equal(normalise_pixels(levels), expected_levels)  # non-contiguous input too
     assert torch.equal(normalise_pixels(torch.from_numpy(u8)), frame_to_tensor(frame, 24, 40))
     assert normalise_pixels(ref).shape == (3, 50, 90)
+    from revise_prep.video.transform import _lut_on  # the gather used on GPUs, checked here on the CPU
+
+    assert torch.equal(_lut_on(torch.device("cpu"))[levels.int()], expected_levels)
     with pytest.raises(ValueError, match="uint8"):
         normalise_pixels(torch.zeros(3, 2, 2))

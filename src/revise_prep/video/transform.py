@@ -6,6 +6,7 @@ Reproduces the original torchvision/PIL transform bit for bit: PIL ``crop`` + ``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -84,7 +85,10 @@ def frame_to_u8_into(frame: np.ndarray, out: np.ndarray) -> None:
     out[...] = np.moveaxis(_resize_u8(frame, out.shape[1], out.shape[2]), -1, 0)
 
 
-_LUT_TENSOR = torch.from_numpy(_LUT)
+@functools.cache
+def _lut_on(device: torch.device) -> torch.Tensor:
+    """The table on ``device``, copied once: a per-clip copy from pageable memory would wait for the GPU."""
+    return torch.from_numpy(_LUT).to(device)
 
 
 def normalise_pixels(pixels: torch.Tensor) -> torch.Tensor:
@@ -97,7 +101,7 @@ def normalise_pixels(pixels: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"expected uint8 pixels, got {pixels.dtype}")
     if pixels.device.type == "cpu":
         return torch.from_numpy(np.take(_LUT, pixels.numpy()))
-    return _LUT_TENSOR.to(pixels.device)[pixels.int()]
+    return _lut_on(pixels.device)[pixels.int()]
 
 
 def frame_to_tensor(frame: np.ndarray, tgt_h: int, tgt_w: int) -> torch.Tensor:
