@@ -106,13 +106,10 @@ def _decode_wanted(container: av.container.InputContainer, stream: av.video.stre
     container, stream, _ = open_video(path)  # the first container is spent: start again from the top
     try:
         _configure_threads(stream, threads)
-        replace_stats = DecodeStats()
-        for idx, rgb in _walk(container.decode(stream), path, want, last, auto_rotate, replace_stats,
-                              _Enumerate(replace_stats)):
+        stats.decoded, stats.ended_early = 0, False
+        for idx, rgb in _walk(container.decode(stream), path, want, last, auto_rotate, stats, _Enumerate(stats)):
             if idx > done:
                 yield idx, rgb
-        stats.decoded, stats.ended_early = replace_stats.decoded, replace_stats.ended_early
-        stats.rotation = replace_stats.rotation if stats.rotation is None else stats.rotation
     finally:
         container.close()
 
@@ -136,19 +133,24 @@ class _ByTimestamp:
     wanted index (a frame the decoder dropped would shift a full decode's positions: not ours to guess)."""
 
     def __init__(self, ranks: dict[int, int], wanted: Sequence[int]) -> None:
-        self.ranks, self.previous, self.started = ranks, -1, False
+        self.ranks, self.previous = ranks, -1
         self._pending = iter(wanted)
         self._next = next(self._pending, None)
 
+    @property
+    def started(self) -> bool:
+        """A frame has come out (and was placed at 0)."""
+        return self.previous >= 0
+
     def __call__(self, frame: av.VideoFrame) -> int:
         idx = self.ranks.get(frame.pts) if frame.pts is not None else None
-        if idx is None or idx <= self.previous or (self.previous < 0 and idx != 0):
+        if idx is None or idx <= self.previous or (not self.started and idx != 0):
             raise _Misplaced(f"frame with pts {frame.pts} does not follow position {self.previous}")
         if self._next is not None and self._next < idx:
             raise _Misplaced(f"wanted frame {self._next} did not come out before frame {idx}")
         if idx == self._next:
             self._next = next(self._pending, None)
-        self.previous, self.started = idx, True
+        self.previous = idx
         return idx
 
 
