@@ -15,6 +15,7 @@ class FrameSettings:
     height: int = 480
     width: int = 832
     strict_count: bool = True  # reproduce the original's off-by-one frame-count condition
+    auto_rotate: bool = True  # apply the display matrix (upright frames, displayed size), as OpenCV does
 
     def __post_init__(self) -> None:
         if self.frame_num < 1 or (self.frame_num - 1) % 4:

@@ -24,7 +24,7 @@ def matrix(tmp_path_factory, wan_release):
         make_video(v / f"{name}.mp4", frames=12, width=64, height=40, seed=len(name) + ord(name[-1]))
     make_video(v / "short.mp4", frames=4, width=64, height=40)
     make_video(v / "portrait.mp4", frames=12, width=40, height=64)
-    make_video(v / "rotated.mp4", frames=12, width=64, height=40, rotation=90)
+    make_video(v / "rotated.mp4", frames=12, width=40, height=64, rotation=90)  # a phone clip: stored portrait
     make_vfr_video(v / "vfr.mp4", frames=12, width=64, height=40)
     make_empty(v / "empty.mp4")
     make_not_a_video(v / "text.mp4")
@@ -42,7 +42,7 @@ def matrix(tmp_path_factory, wan_release):
         pair("audio.mkv"),                                        # 4 no_video_stream
         pair("short"),                                            # 5 insufficient_frames
         pair("portrait"),                                         # 6 orientation_mismatch
-        pair("rotated", tgt="good1"),                             # 7 ok: rotation metadata is reported, not skipped
+        pair("rotated", tgt="good1"),                             # 7 ok: displayed landscape, turned upright
         pair("vfr", tgt="good2"),                                 # 8 ok: variable frame rate
         pair("good1", text=""),                                   # 9 short_prompt (empty)
         pair("good1", text="too short"),                          # 10 short_prompt
@@ -81,7 +81,8 @@ def test_every_bad_input_has_its_reason_and_good_ones_complete(matrix):
     listed = (out / "vae_features.txt").read_text().splitlines()
     records = {load_record(p)["meta"]["sample_index"]: load_record(p) for p in listed}
     assert sorted(records) == [0, 7, 8, 11, 14]
-    assert records[7]["meta"]["videos"]["source"]["rotation"] in (90, -90, 270)
+    assert records[7]["meta"]["videos"]["source"]["rotation"] == 90  # the rotation applied
+    assert records[7]["meta"]["videos"]["source"]["display_rotation"] == 90
     assert records[11]["meta"]["prompt_truncated_from"] > 64 and records[11]["text_emb"][0].shape[0] == 64
     summary = json.loads((out / "summary.json").read_text())
     assert summary["truncated_prompts"] == 1 and summary["by_status"]["done"] == 5

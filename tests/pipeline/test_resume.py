@@ -27,6 +27,10 @@ def test_check_record_states(tmp_path):
     write(tmp_path / "other.pkl", {"frame_num": 9, "vae": "x"})
     state, detail = resume.check_record(tmp_path / "other.pkl", "vae", SETTINGS)
     assert state == resume.MISMATCHED and "frame_num=9 (now 5)" in detail
+    # a setting added since the record was made (e.g. auto_rotate): redone, and the message says why
+    write(tmp_path / "older.pkl", {"vae": "x"})
+    state, detail = resume.check_record(tmp_path / "older.pkl", "vae", {**SETTINGS, "auto_rotate": True})
+    assert state == resume.MISMATCHED and "auto_rotate not recorded (made by an older version; now True)" in detail
     write(tmp_path / "nokey.pkl", prompt=True)
     assert resume.check_record(tmp_path / "nokey.pkl", "vae", SETTINGS)[0] == resume.INVALID
     (tmp_path / "cut.pkl").write_bytes((tmp_path / "ok.pkl").read_bytes()[:50])

@@ -183,20 +183,23 @@ def test_iter_frames_rgb_yields_in_order(vids):
     assert idx == [1, 5, 9]
 
 
-def test_rotation_reported_and_optional(vids):
+def test_rotation_applied_by_default_and_optional(vids):
     s = FrameSettings(frame_num=1, interval=1, height=24, width=32)
-    plain = read_clip(vids["rot"], s)
-    assert abs(plain.info.rotation) == 90
     raw = full_decode(vids["rot"])[0]
+    # --no-auto-rotate: the stored orientation, matrix still reported
+    plain = read_clip(vids["rot"], FrameSettings(frame_num=1, interval=1, height=24, width=32, auto_rotate=False))
+    assert abs(plain.info.rotation) == 90 and plain.rotation == 0
     assert torch.equal(plain.frames[0], frames_to_tensor([raw], 24, 32)[0])
-    # Like OpenCV's auto-orientation the video becomes portrait (48 wide, 64 high): a landscape target skips.
+    # Default, like OpenCV's auto-orientation: the video becomes portrait (48 wide, 64 high): a landscape target skips.
     with pytest.raises(VideoError) as err:
-        read_clip(vids["rot"], s, auto_rotate=True)
-    assert err.value.reason == ORIENTATION_MISMATCH
-    rotated = read_clip(vids["rot"], FrameSettings(frame_num=1, interval=1, height=32, width=24), auto_rotate=True)
+        read_clip(vids["rot"], s)
+    assert err.value.reason == ORIENTATION_MISMATCH and "rotated by 90" in err.value.message
+    rotated = read_clip(vids["rot"], FrameSettings(frame_num=1, interval=1, height=32, width=24))
     turned = np.ascontiguousarray(np.rot90(raw, k=(plain.info.rotation // 90) % 4))
-    assert turned.shape == (64, 48, 3)
+    assert turned.shape == (64, 48, 3) and rotated.rotation == 90
     assert torch.equal(rotated.frames[0], frames_to_tensor([turned], 32, 24)[0])
+    # the settings' choice can be overridden per call
+    assert read_clip(vids["rot"], s, auto_rotate=False).rotation == 0
 
 
 def test_extra_indices_come_from_the_same_pass(tmp_path):

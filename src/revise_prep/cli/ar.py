@@ -29,6 +29,9 @@ def register(sub) -> None:
     p.add_argument("--only-used-frames", dest="all_frames", action="store_false",
                    help="decode and encode only the frame(s) that reach the language model (faster; the "
                         "original encodes all 8 and discards 7)")
+    p.add_argument("--no-auto-rotate", dest="auto_rotate", action="store_false",
+                   help="keep the stored orientation of videos with a display matrix (the original's decord "
+                        "turns them upright, as this step does by default)")
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--format", dest="record_format", choices=("pickle", "safetensors"), default="pickle",
                    help="record files: pickle (.pkl, what ReViSE training reads) or safetensors")
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     settings = ArSettings(data_file=args.data_file, result_folder=args.result_folder, model_path=args.model_path,
                           video_root=args.video_root, dtype=args.dtype, device=args.device, task=args.task,
                           on_video_error=args.on_video_error, all_frames=args.all_frames,
-                          num_workers=args.num_workers, decode_timeout=args.decode_timeout,
+                          auto_rotate=args.auto_rotate, num_workers=args.num_workers, decode_timeout=args.decode_timeout,
                           record_format=args.record_format,
                           progress=args.progress)
     summary = run_step2(settings, keep_mismatched=args.keep_mismatched)

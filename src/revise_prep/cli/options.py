@@ -33,12 +33,16 @@ def add_frame_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--exact-frame-count", dest="strict_count", action="store_false",
                    help="lower the interval only when really needed ((n-1)*interval+1+skip frames) instead of "
                         "the original's stricter n*interval+skip rule")
+    g.add_argument("--no-auto-rotate", dest="auto_rotate", action="store_false",
+                   help="keep the stored orientation of videos with a display matrix (phone videos); by default "
+                        "frames are turned upright and the orientation check uses the displayed size, as the "
+                        "original's OpenCV and decord do")
 
 
 def frame_settings(args: argparse.Namespace) -> FrameSettings:
     height, width = args.target_size
     return FrameSettings(frame_num=args.frame_num, interval=args.interval, skip=args.skip, height=height,
-                         width=width, strict_count=args.strict_count)
+                         width=width, strict_count=args.strict_count, auto_rotate=args.auto_rotate)
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:

@@ -38,6 +38,8 @@ def register(sub) -> None:
                    help="HEIGHT,WIDTH (default: 8x the latent's size)")
     g.add_argument("--exact-frame-count", dest="strict_count", action="store_false",
                    help="the record was made with --exact-frame-count")
+    g.add_argument("--no-auto-rotate", dest="auto_rotate", action="store_false",
+                   help="the record was made with --no-auto-rotate (records with meta say so themselves)")
     p.set_defaults(func=run)
 
 
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         result = make_preview(args.record, out, video_root=args.video_root, vae_path=args.vae, video_out=args.video,
                               max_frames=args.max_frames, max_tile_w=args.max_tile_width, interval=args.interval,
                               frame_num=args.frame_num, skip=args.skip, size=args.target_size,
-                              strict_count=args.strict_count, target_video=args.target_video, device=args.device)
+                              strict_count=args.strict_count, target_video=args.target_video, device=args.device,
+                              auto_rotate=args.auto_rotate)
     except PreviewError as err:
         raise InputError(f"{args.record}: {err}") from err
     width, height = result["size"]

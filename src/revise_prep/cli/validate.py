@@ -24,6 +24,9 @@ def register(sub) -> None:
     p.add_argument("--report", default="validate.jsonl",
                    help="JSON Lines file listing every sample that would be skipped, fail or has a warning")
     p.add_argument("--workers", type=int, default=None, help="probing threads (default: 2 x CPU cores, at most 16)")
+    p.add_argument("--vae-only", dest="ar_checks", action="store_false",
+                   help="check only what step 1 (`vae`) needs; by default the source videos also get the checks "
+                        "step 2 (`ar`/`run`) makes before reading its AR frames")
     p.add_argument("--allow-skips", action="store_true",
                    help="exit 0 even when some samples would be skipped or fail")
     p.set_defaults(func=run)
@@ -34,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = validate(args.input, options.frame_settings(args), video_root=args.video_root,
                       min_prompt_len=args.min_prompt_len, max_prompt_chars=args.max_prompt_chars,
-                      workers=args.workers)
+                      workers=args.workers, ar_checks=args.ar_checks)
     report = write_report(result, args.report)
     print(format_table(result))
     print(f"\nreport: {report}")

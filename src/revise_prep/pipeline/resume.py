@@ -34,8 +34,9 @@ def check_record(path: Path, step: str, settings: dict[str, Any]) -> tuple[str, 
     theirs = meta.get("settings", {})
     diff = sorted(k for k in set(settings) | set(theirs) if settings.get(k) != theirs.get(k))
     if diff:
-        return MISMATCHED, "made with other settings: " + ", ".join(
-            f"{k}={theirs.get(k)!r} (now {settings.get(k)!r})" for k in diff)
+        return MISMATCHED, "made with other settings: " + "; ".join(
+            f"{k}={theirs[k]!r} (now {settings.get(k)!r})" if k in theirs else
+            f"{k} not recorded (made by an older version; now {settings.get(k)!r})" for k in diff)
     return VALID, ""
 
 

@@ -23,6 +23,7 @@ from revise_prep.records.reports import Outcome
 from revise_prep.records.schema import step1_record
 from revise_prep.settings import FrameSettings, ModelSettings, RunSettings
 from revise_prep.video import Clip, read_clip
+from revise_prep.video.notes import decoder_notes
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,20 @@ LIST_NAME = "vae_features.txt"
 
 
 def clip_meta(clip: Clip, path_as_given: str) -> dict[str, Any]:
-    """What the record remembers about one video: where it came from and which frames were taken."""
+    """What the record remembers about one video: where it came from and which frames were taken.
+
+    ``rotation`` is the quarter turn applied to the frames (0 with ``--no-auto-rotate``), ``display_rotation``
+    the file's display-matrix angle; ``width``/``height`` are the stored size.
+    """
     info = clip.info
-    return {"path": path_as_given, "width": info.width, "height": info.height, "fps": info.fps,
-            "num_frames": info.num_frames, "count_method": info.count_method, "rotation": info.rotation,
-            "requested_interval": clip.requested_interval, "interval": clip.interval,
-            "indices": list(clip.indices)}
+    meta = {"path": path_as_given, "width": info.width, "height": info.height, "fps": info.fps,
+            "num_frames": info.num_frames, "count_method": info.count_method, "rotation": clip.rotation,
+            "display_rotation": info.rotation, "requested_interval": clip.requested_interval,
+            "interval": clip.interval, "indices": list(clip.indices)}
+    notes = decoder_notes(info)
+    if notes:
+        meta["original_decoder"] = notes  # where the original's OpenCV would give other frames (README: Exactness)
+    return meta
 
 
 def describe(item: WorkItem) -> dict[str, str | None]:

@@ -45,6 +45,7 @@ class ArSettings:
     task: str = "auto"  # auto: vid_edit for edit pairs, vid_gen for caption records
     on_video_error: str = "fail"  # the step's default; "black" keeps the original's 8-black-frames behaviour
     all_frames: bool = True  # encode all 8 sampled frames as the original (False: only those reaching the LLM)
+    auto_rotate: bool = True  # frames upright by the display matrix, as decord gives them
     num_workers: int = 2
     decode_timeout: float = 300.0
     record_format: str = "pickle"  # or "safetensors"
@@ -97,7 +98,7 @@ class Step2Stage:
         self.settings = settings
         self.model = model
         options = dict(dtype=getattr(torch, settings.dtype), on_video_error=settings.on_video_error,
-                       decode_all_frames=settings.all_frames)
+                       decode_all_frames=settings.all_frames, auto_rotate=settings.auto_rotate)
         if model is not None:
             self.inputs = model.media_inputs().with_options(**options)
             self.model_id = model.identifier
@@ -114,7 +115,7 @@ class Step2Stage:
         """What the records depend on; an existing record with other values is redone (resume check)."""
         s = self.settings
         return {"vila": self.model_id, "dtype": s.dtype, "task": s.task, "on_video_error": s.on_video_error,
-                "all_frames": s.all_frames, "resampler": self.inputs.resampler}
+                "all_frames": s.all_frames, "resampler": self.inputs.resampler, "auto_rotate": s.auto_rotate}
 
     def task_for(self, record: dict[str, Any]) -> str:
         """``auto``: vid_edit for edit pairs, vid_gen (no media) for caption records (no target latent)."""

@@ -1,10 +1,13 @@
 """Pre-flight check of an input list without models: what step 1 would skip or fail, and why.
 
 Applies the pipeline's own rules in the pipeline's order (prompt filter, then the source video,
-then the target: probe -> effective interval -> orientation) using the ``revise_prep.video``
-functions and ``plan_names``, so the reasons equal those ``vae``/``run`` would write to
-``failures.jsonl``. Each distinct video file is probed once, in a thread pool (probing is file
-I/O and demuxing, which PyAV runs without the GIL).
+then the target: probe -> effective interval -> orientation on the displayed size) using the
+``revise_prep.video`` functions and ``plan_names``, so the reasons equal those ``vae``/``run`` would
+write to ``failures.jsonl``. Unless ``ar_checks=False``, the source video of an edit pair also gets
+the checks step 2 (``ar``/``run``) makes before decoding its 8 AR frames (e.g. a header promising more
+frames than the file holds). Per video it reports, as information, the rotation that will be applied,
+interlacing, bit depth and an HDR transfer. Each distinct video file is probed once, in a thread pool
+(probing is file I/O and demuxing, which PyAV runs without the GIL).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from revise_prep.models.text import passes_prompt_filter
 from revise_prep.records.naming import DUPLICATE_SAMPLE, plan_names
 from revise_prep.settings import FrameSettings
 from revise_prep.video import check_orientation, probe_video, sampling_interval
+from revise_prep.video.notes import decoder_notes
+from revise_prep.video.reader import applied_rotation
 
 __all__ = ["VideoCheck", "SampleCheck", "ValidationResult", "validate", "check_video", "write_report",
            "format_table", "DEFAULT_MAX_PROMPT_CHARS"]
@@ -53,10 +58,33 @@ class VideoCheck:
     height: int | None = None
     interval: int | None = None  # the effective interval step 1 will use (0: too short)
     count_method: str | None = None
+    rotation: int = 0  # quarter turn step 1 will apply (display matrix; 0 with --no-auto-rotate)
+    interlaced: bool | None = None
+    bit_depth: int | None = None
+    color_transfer: str | None = None
+    notes: dict[str, str] = field(default_factory=dict)  # where the original's decoder differs (video.notes)
+    ar_reason: str | None = None  # step 2's AR-frame check failed (source videos only)
+    ar_message: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.reason is None
+
+    @property
+    def noteworthy(self) -> bool:
+        """Rotated, interlaced, more than 8 bits or HDR: reported as information."""
+        return bool(self.rotation or self.interlaced or (self.bit_depth or 8) > 8 or self.notes)
+
+    def facts(self) -> dict[str, Any]:
+        """The per-video information of the report (not problems)."""
+        data: dict[str, Any] = {"rotation": self.rotation, "interlaced": self.interlaced,
+                                "bit_depth": self.bit_depth, "color_transfer": self.color_transfer,
+                                "hdr": self.color_transfer in ("smpte2084", "arib-std-b67")}
+        if self.width is not None:
+            data["size"] = f"{self.width}x{self.height}"  # stored, WxH
+        if self.notes:
+            data["original_decoder"] = self.notes
+        return data
 
 
 @dataclass
@@ -73,11 +101,12 @@ class SampleCheck:
     problems: list[dict[str, str]] = field(default_factory=list)  # every problem found, in pipeline order
     warnings: list[dict[str, Any]] = field(default_factory=list)
     intervals: dict[str, int] = field(default_factory=dict)  # role -> effective interval (usable videos)
+    videos: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> rotation, interlacing, bit depth, HDR
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"index": self.index, "name": self.name, "status": self.status,
                                 "reason": self.reason, "message": self.message}
-        for key in ("source", "target", "intervals", "problems", "warnings"):
+        for key in ("source", "target", "intervals", "videos", "problems", "warnings"):
             value = getattr(self, key)
             if value:
                 data[key] = value
@@ -91,6 +120,7 @@ class ValidationResult:
     input: str
     settings: FrameSettings
     samples: list[SampleCheck]
+    videos: dict[str, VideoCheck] = field(default_factory=dict)  # each distinct file probed
 
     @property
     def by_status(self) -> Counter:
@@ -109,20 +139,34 @@ class ValidationResult:
         return sum(1 for s in self.samples if s.status in ("skipped", "failed"))
 
 
-def check_video(file: str | os.PathLike[str], settings: FrameSettings) -> VideoCheck:
-    """Probe ``file`` and apply step 1's frame-count and orientation rules (same order as ``read_clip``)."""
+def check_video(file: str | os.PathLike[str], settings: FrameSettings, *, ar: bool = False) -> VideoCheck:
+    """Probe ``file`` and apply step 1's frame-count and orientation rules (same order as ``read_clip``).
+
+    ``ar``: also step 2's checks before its AR-frame read (the file as decord would index it).
+    """
     file = str(file)
     try:
-        info = probe_video(file, read_rotation=False)
+        info = probe_video(file, read_rotation=True)  # the first frame: display matrix and interlacing
     except SampleError as err:
         return VideoCheck(file, err.reason, err.message, skip=err.skip)
     except Exception as err:  # noqa: BLE001 - the pipeline turns any decode-side exception into a failure too
         return VideoCheck(file, "decode_error", f"{file}: {type(err).__name__}: {err}")
-    base = dict(num_frames=info.num_frames, width=info.width, height=info.height, count_method=info.count_method)
+    rotation = applied_rotation(info.rotation) if settings.auto_rotate else 0
+    base = dict(num_frames=info.num_frames, width=info.width, height=info.height, count_method=info.count_method,
+                rotation=rotation, interlaced=info.interlaced, bit_depth=info.bit_depth,
+                color_transfer=info.color_transfer, notes=decoder_notes(info))
+    if ar:
+        from revise_prep.models.vila.frames import sample_indices  # step 2's own check (imports transformers)
+
+        try:
+            sample_indices(Path(file))
+        except SampleError as err:
+            base.update(ar_reason=err.reason, ar_message=err.message)
     rate = 0
     try:  # read_clip's own rules, in its order
         rate = sampling_interval(file, info.num_frames, settings)
-        check_orientation(file, info.height, info.width, settings)
+        h, w = info.display_size if settings.auto_rotate else (info.height, info.width)
+        check_orientation(file, h, w, settings, rotation=rotation)
     except VideoError as err:
         return VideoCheck(file, err.reason, err.message, skip=err.skip, interval=rate, **base)
     return VideoCheck(file, interval=rate, **base)
@@ -162,10 +206,16 @@ def _check_sample(sample: Sample, name: str | None, videos: dict[str, VideoCheck
         check.warnings += _text_warnings(sample.prompt, max_prompt_chars)
     for role, _given, file in _videos(sample):
         video = videos[str(file)]
+        if video.width is not None:
+            check.videos[role] = video.facts()
         if not video.ok:
             check.problems.append({"reason": video.reason, "role": role,
                                    "message": f"{sample.label}: {role} video: {video.message}"})
             skips.append(video.skip)
+        if role == "source" and sample.target is not None and video.ar_reason is not None:  # as `run` reports it
+            check.problems.append({"reason": video.ar_reason, "role": role, "step": "ar",
+                                   "message": f"{sample.label}: source video (AR frames): {video.ar_message}"})
+            skips.append(False)
         if video.interval:
             check.intervals[role] = video.interval
             if video.ok and video.interval != settings.interval:
@@ -186,8 +236,11 @@ def _check_sample(sample: Sample, name: str | None, videos: dict[str, VideoCheck
 
 def validate(input_path: str | os.PathLike[str], settings: FrameSettings, *, video_root: str | os.PathLike[str] = ".",
              min_prompt_len: int = 10, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
-             workers: int | None = None) -> ValidationResult:
+             workers: int | None = None, ar_checks: bool = True) -> ValidationResult:
     """Check every entry of ``input_path`` as step 1 would treat it; no model is loaded, nothing is written.
+
+    ``ar_checks``: also what step 2 checks on an edit pair's source video before reading its AR frames, so
+    that a sample called good does not fail in ``run``/``ar`` for a reason known now.
 
     Raises ``InputError`` when the file itself is unreadable or not JSON (as the pipeline does).
     """
@@ -195,11 +248,12 @@ def validate(input_path: str | os.PathLike[str], settings: FrameSettings, *, vid
     plan = plan_names(samples)
     live = [s for s in samples if s.index not in plan.duplicates]  # duplicates are never decoded
     files = sorted({str(file) for s in live for _, _, file in _videos(s)})
+    ar_files = {str(s.source_file) for s in live if s.target is not None} if ar_checks else set()
     workers = workers or min(16, 2 * (os.cpu_count() or 1))
     log.info("validating %d entries (%d distinct videos) with %d workers", len(samples) + len(problems),
              len(files), workers)
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="validate") as pool:
-        videos = dict(zip(files, pool.map(lambda f: check_video(f, settings), files)))
+        videos = dict(zip(files, pool.map(lambda f: check_video(f, settings, ar=f in ar_files), files)))
     checks: list[SampleCheck] = []
     for sample in samples:
         if sample.index in plan.duplicates:
@@ -216,13 +270,15 @@ def validate(input_path: str | os.PathLike[str], settings: FrameSettings, *, vid
         checks.append(SampleCheck(p.index, None, "failed", p.reason, str(p),
                                   problems=[{"reason": p.reason, "message": p.message}]))
     checks.sort(key=lambda c: c.index)
-    return ValidationResult(str(input_path), settings, checks)
+    return ValidationResult(str(input_path), settings, checks, videos)
 
 
 def write_report(result: ValidationResult, path: str | os.PathLike[str]) -> Path:
-    """One JSON line per sample that is not plainly OK (skipped, failed, or with warnings), input order."""
+    """One JSON line per sample that is not plainly OK (skipped, failed, with warnings, or with a rotated,
+    interlaced, high-bit-depth or HDR video: its ``videos`` says so), input order."""
     path = Path(path)
-    lines = [json.dumps(c.to_json(), ensure_ascii=False) + "\n" for c in result.samples if c.status != "ok"]
+    lines = [json.dumps(c.to_json(), ensure_ascii=False) + "\n" for c in result.samples
+             if c.status != "ok" or any(_noteworthy(v) for v in c.videos.values())]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(lines), encoding="utf-8")
     return path
@@ -244,4 +300,26 @@ def format_table(result: ValidationResult) -> str:
     if lowered:
         lines += ["", "effective interval of usable videos: "
                   + ", ".join(f"{k}: {n}" for k, n in sorted(lowered.items(), reverse=True))]
+    lines += _video_facts(result)
     return "\n".join(lines)
+
+
+def _noteworthy(facts: dict[str, Any]) -> bool:
+    return bool(facts.get("rotation") or facts.get("interlaced") or (facts.get("bit_depth") or 8) > 8
+                or facts.get("original_decoder"))
+
+
+def _video_facts(result: ValidationResult) -> list[str]:
+    """Information lines about the distinct videos (not problems): rotation applied, interlacing, depth, HDR."""
+    videos = [v for v in result.videos.values() if v.width is not None]
+    if not videos:
+        return []
+    rotated = Counter(v.rotation for v in videos if v.rotation)
+    turn = ("rotated upright (display matrix): " + ", ".join(f"{k} deg: {n}" for k, n in sorted(rotated.items()))
+            if rotated else "rotated (display matrix): 0" if result.settings.auto_rotate else
+            "rotation: off (--no-auto-rotate)")
+    depth = Counter(v.bit_depth for v in videos if v.bit_depth)
+    return ["", f"videos: {len(videos)} distinct; {turn}",
+            f"interlaced: {sum(1 for v in videos if v.interlaced)}; bit depth: "
+            + ", ".join(f"{k}-bit: {n}" for k, n in sorted(depth.items()))
+            + f"; HDR (PQ/HLG): {sum(1 for v in videos if v.color_transfer in ('smpte2084', 'arib-std-b67'))}"]

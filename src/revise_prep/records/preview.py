@@ -103,6 +103,7 @@ class VideoPlan:
     indices: list[int]
     interval: int
     requested_interval: int | None
+    auto_rotate: bool = True  # turn frames upright by the display matrix, as the record was made
 
 
 def _frame_settings(meta: dict[str, Any]) -> dict[str, Any]:
@@ -136,15 +137,18 @@ def target_size(record: dict[str, Any], override: tuple[int, int] | None = None)
 
 def plan_videos(record: dict[str, Any], *, video_root: str | os.PathLike[str] = ".", interval: int | None = None,
                 frame_num: int | None = None, skip: int = 0, strict_count: bool = True,
-                target_video: str | None = None) -> list[VideoPlan]:
+                target_video: str | None = None, auto_rotate: bool = True) -> list[VideoPlan]:
     """The videos to re-decode and their frame indices: from ``meta`` when present, else by the pipeline's rules.
 
     Without meta (a record of the original script), ``interval`` (the requested sampling rate) is required;
     ``frame_num`` defaults to the record's; the target video is only known through ``target_video``.
+    Rotation follows the record's settings (records made before ``auto_rotate`` existed were not rotated);
+    ``auto_rotate`` applies to records without meta (the original rotates).
     """
     meta = record.get("meta") or {}
     videos = meta.get("videos")
     if isinstance(videos, dict) and videos:
+        rotate = bool(_frame_settings(meta).get("auto_rotate", False))
         plans = []
         for role in ("source", "target"):
             v = videos.get(role)
@@ -152,7 +156,7 @@ def plan_videos(record: dict[str, Any], *, video_root: str | os.PathLike[str] = 
                 continue
             path = target_video if (role == "target" and target_video) else v["path"]
             plans.append(VideoPlan(role, path, resolve_path(path, video_root), [int(i) for i in v["indices"]],
-                                   int(v["interval"]), v.get("requested_interval")))
+                                   int(v["interval"]), v.get("requested_interval"), rotate))
         return plans
     if interval is None:
         raise PreviewError("record has no meta (made by the original script?): pass --sampling-rate (and "
@@ -174,7 +178,7 @@ def plan_videos(record: dict[str, Any], *, video_root: str | os.PathLike[str] = 
         rate = effective_interval(info.num_frames, frame_num, interval, skip, strict_count)
         if rate == 0:
             raise PreviewError(f"{file}: {info.num_frames} frames, too few for {frame_num} frames (skip {skip})")
-        plans.append(VideoPlan(role, path, file, frame_indices(frame_num, rate, skip), rate, interval))
+        plans.append(VideoPlan(role, path, file, frame_indices(frame_num, rate, skip), rate, interval, auto_rotate))
     return plans
 
 
@@ -187,7 +191,8 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
 def redecode(plan: VideoPlan, positions: list[int], size: tuple[int, int]) -> list[np.ndarray]:
     """The record's frames at ``positions`` (indices into ``plan.indices``), cropped/resized as step 1 does."""
     wanted = [plan.indices[p] for p in positions]
-    return [to_uint8(frame_to_tensor(rgb, *size)) for rgb in read_frames_rgb(plan.file, wanted)]
+    return [to_uint8(frame_to_tensor(rgb, *size))
+            for rgb in read_frames_rgb(plan.file, wanted, auto_rotate=plan.auto_rotate)]
 
 
 @torch.inference_mode()
@@ -294,12 +299,12 @@ def make_preview(record_path: str | os.PathLike[str], out: str | os.PathLike[str
                  vae_path: str | None = None, video_out: str | None = None, max_frames: int = 9,
                  max_tile_w: int = 256, interval: int | None = None, frame_num: int | None = None, skip: int = 0,
                  size: tuple[int, int] | None = None, strict_count: bool = True,
-                 target_video: str | None = None, device: str = "cpu") -> dict[str, Any]:
+                 target_video: str | None = None, device: str = "cpu", auto_rotate: bool = True) -> dict[str, Any]:
     """Write the PNG (and the mp4 when ``video_out``); returns what was drawn (paths, layout, rows)."""
     record = load_record(record_path)
     hw = target_size(record, size)
     plans = plan_videos(record, video_root=video_root, interval=interval, frame_num=frame_num, skip=skip,
-                        strict_count=strict_count, target_video=target_video)
+                        strict_count=strict_count, target_video=target_video, auto_rotate=auto_rotate)
     for plan in plans:
         if not plan.file.is_file():
             raise PreviewError(f"{plan.role} video not found: {plan.file} (use --video-root)")

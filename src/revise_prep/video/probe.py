@@ -23,14 +23,22 @@ log = logging.getLogger(__name__)
 
 CountMethod = Literal["metadata", "packets", "decode"]
 
+# FFmpeg's names of the transfer characteristics (AVColorTransferCharacteristic), by value.
+_TRANSFERS = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear", 9: "log100",
+              10: "log316", 11: "iec61966-2-4", 12: "bt1361e", 13: "iec61966-2-1", 14: "bt2020-10",
+              15: "bt2020-12", 16: "smpte2084", 17: "smpte428", 18: "arib-std-b67"}
+HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
+
 
 @dataclass(frozen=True)
 class VideoInfo:
     """What we know about a video before decoding it.
 
-    ``width``/``height`` are the coded size as the container/codec reports it (what the original's
-    orientation test uses); ``rotation`` is the display-matrix angle (degrees counter-clockwise, as
-    FFmpeg reports it; 0 when absent or not read). ``count_method`` says how ``num_frames`` was found.
+    ``width``/``height`` are the stored (coded) size; ``rotation`` is the display-matrix angle (degrees
+    counter-clockwise, as FFmpeg reports it; 0 when absent or not read) and ``display_size`` the size after
+    it (what OpenCV reports and the original's orientation test uses). ``count_method`` says how
+    ``num_frames`` was found. ``pix_fmt``/``bit_depth``/``color_transfer`` come from the stream header,
+    ``interlaced`` from the first decoded frame (None: not decoded yet).
     """
 
     path: str
@@ -42,6 +50,15 @@ class VideoInfo:
     rotation: int
     codec: str
     duration_s: float | None
+    pix_fmt: str | None = None
+    bit_depth: int | None = None
+    color_transfer: str | None = None  # FFmpeg's transfer name, e.g. "bt709", "smpte2084" (PQ), "arib-std-b67" (HLG)
+    interlaced: bool | None = None
+
+    @property
+    def hdr(self) -> bool:
+        """True for a PQ or HLG transfer (HDR video; its RGB conversion is build-dependent in OpenCV)."""
+        return self.color_transfer in HDR_TRANSFERS
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -129,15 +146,28 @@ def _decode_count(container: av.container.InputContainer, stream: av.video.strea
     return n
 
 
-def _first_frame_rotation(path: Path) -> int:
-    """Display-matrix rotation of the first decoded frame (PyAV exposes it on frames, not streams)."""
+def _first_frame_facts(path: Path) -> tuple[int, bool | None]:
+    """(display-matrix rotation, interlaced) of the first decoded frame (PyAV exposes both on frames only)."""
     try:
         with av.open(str(path)) as container:
             for frame in container.decode(container.streams.video[0]):
-                return int(round(frame.rotation or 0))
+                return int(round(frame.rotation or 0)), bool(frame.interlaced_frame)
     except av.error.FFmpegError:
-        return 0
-    return 0
+        return 0, None
+    return 0, None
+
+
+def _pixel_facts(stream: av.video.stream.VideoStream) -> tuple[str | None, int | None, str | None]:
+    """(pixel format, bits per component, transfer name) from the stream header; None where unknown."""
+    ctx = stream.codec_context
+    pix_fmt = ctx.pix_fmt
+    bits = None
+    if pix_fmt:
+        try:
+            bits = max(c.bits for c in av.VideoFormat(pix_fmt).components)
+        except (ValueError, av.error.FFmpegError):
+            bits = None
+    return pix_fmt, bits, _TRANSFERS.get(int(ctx.color_trc or 2))
 
 
 Method = Literal["auto", "metadata", "packets", "decode"]
@@ -175,9 +205,11 @@ def _describe(container: av.container.InputContainer, stream: av.video.stream.Vi
         rotation = int(stream.metadata.get("rotate", 0))  # old-style tag; the display matrix is read from frames
     except ValueError:
         pass
+    pix_fmt, bits, transfer = _pixel_facts(stream)
     info = VideoInfo(path=str(path), width=int(stream.width), height=int(stream.height), fps=fps,
                      num_frames=count, count_method=used, rotation=rotation,
-                     codec=stream.codec_context.name, duration_s=duration)
+                     codec=stream.codec_context.name, duration_s=duration, pix_fmt=pix_fmt, bit_depth=bits,
+                     color_transfer=transfer)
     return info, touched
 
 
@@ -203,7 +235,8 @@ def probe_video(path: str | os.PathLike[str], *, method: Method = "auto", read_r
     ``method="auto"``: index metadata when complete (:func:`_index_is_complete`), else demux-only packet
     count, else (a packet cut short) a decode count. ``"packets"`` skips the metadata step (still falls
     back to decoding for a cut file); ``"metadata"`` trusts ``stream.frames`` blindly (tests only);
-    ``"decode"`` always decodes. ``read_rotation`` decodes the first frame to read its display matrix.
+    ``"decode"`` always decodes. ``read_rotation`` decodes the first frame to read its display matrix (and
+    whether it is interlaced).
     Raises VideoError: missing_file, empty_file, cannot_open, no_video_stream.
     """
     container, stream, file_size = open_video(path)
@@ -211,10 +244,9 @@ def probe_video(path: str | os.PathLike[str], *, method: Method = "auto", read_r
         info, _ = _describe(container, stream, file_size, path, method)
     finally:
         container.close()
-    if read_rotation and not info.rotation:
-        rot = _first_frame_rotation(Path(path))
-        if rot:
-            info = replace(info, rotation=rot)
+    if read_rotation:
+        rot, interlaced = _first_frame_facts(Path(path))
+        info = replace(info, rotation=rot or info.rotation, interlaced=interlaced)
     return info
 
 

@@ -1,6 +1,7 @@
 """Frame loading for the VILA AR path: upstream ``load_video(path, 8)`` on PyAV instead of decord.
 
-PyAV's ``to_ndarray(format="rgb24")`` matches decord bit for bit. Decord refuses a file whose container promises
+PyAV's ``to_ndarray(format="rgb24")`` matches decord bit for bit; like decord, frames are turned upright by the
+file's display matrix (``auto_rotate=False`` keeps the stored orientation). Decord refuses a file whose container promises
 more frames than it holds (it indexes every packet at open), so this loader demuxes all packets first and treats
 "fewer packets than promised" as a decode error; frames are then decoded only up to the last index needed.
 """
@@ -39,6 +40,7 @@ def load_ar_frames(
     *,
     on_error: OnError = "fail",
     only_first: int | None = None,
+    auto_rotate: bool = True,
 ) -> list[Image.Image]:
     """The ``num_frames`` sampled frames (``ar_frame_indices``) of a video as RGB PIL images.
 
@@ -52,7 +54,7 @@ def load_ar_frames(
         raise ValueError(f"on_error must be 'fail' or 'black', got {on_error!r}")
     wanted = num_frames if only_first is None else min(only_first, num_frames)
     try:
-        return _load(Path(path), num_frames, wanted)
+        return _load(Path(path), num_frames, wanted, auto_rotate)
     except VideoError as exc:
         if on_error == "fail":
             raise
@@ -60,13 +62,13 @@ def load_ar_frames(
         return black_frames(wanted)
 
 
-def _load(path: Path, num_frames: int, wanted: int) -> list[Image.Image]:
+def _load(path: Path, num_frames: int, wanted: int, auto_rotate: bool = True) -> list[Image.Image]:
     if not path.is_file():
         raise VideoError(errors.MISSING_FILE, f"video file not found: {path}")
     if path.stat().st_size == 0:
         raise VideoError(errors.EMPTY_FILE, f"video file is empty: {path}")
     resolved = sample_indices(path, num_frames, wanted)
-    frames = _decode_indices(path, sorted(set(resolved)))
+    frames = _decode_indices(path, sorted(set(resolved)), auto_rotate)
     return [Image.fromarray(frames[r]) for r in resolved]
 
 
@@ -118,14 +120,14 @@ def count_frames(path: Path) -> int:
     return total
 
 
-def _decode_indices(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
+def _decode_indices(path: Path, indices: list[int], auto_rotate: bool = True) -> dict[int, np.ndarray]:
     """Decode frames in presentation order up to ``max(indices)``, keeping the requested ones as RGB24 arrays.
 
     Uses step 1's reader, so unwanted non-reference H.264 frames are skipped undecoded (8 frames spread over a
     video leave most of it unwanted).
     """
     stats = DecodeStats()
-    out = dict(iter_frames_rgb(path, indices, threads=os.cpu_count() or 1, stats=stats))
+    out = dict(iter_frames_rgb(path, indices, threads=os.cpu_count() or 1, auto_rotate=auto_rotate, stats=stats))
     missing = sorted(set(indices) - out.keys())
     if missing:
         raise VideoError(errors.DECODE_ERROR, f"{path}: frames {missing} could not be decoded "

@@ -39,7 +39,8 @@ class VilaInputs:
     the original: any decode error on any of the 8 sampled frames gives 8 black 448x448 images.
     ``decode_all_frames=False`` (F4) hands only the frames that reach the LLM to the tower; with ``"fail"`` it
     also decodes no further than them (a decode error after them goes unnoticed), with ``"black"`` all 8 are
-    still decoded so the black fallback triggers exactly as in the original.
+    still decoded so the black fallback triggers exactly as in the original. ``auto_rotate``: frames upright
+    by the display matrix, as decord returns them (False: the stored orientation).
     """
 
     image_size: int
@@ -53,6 +54,7 @@ class VilaInputs:
     on_video_error: OnError = "fail"
     decode_all_frames: bool = True
     num_frames: int = AR_NUM_FRAMES
+    auto_rotate: bool = True
 
     @classmethod
     def from_checkpoint(cls, ckpt: VilaCheckpoint, **options) -> "VilaInputs":
@@ -107,11 +109,12 @@ class VilaInputs:
         return None if images is None else self.pixel_values(images)
 
     def _video_frames(self, path: PathLike, needed: int) -> list[Image.Image]:
+        rotate = self.auto_rotate
         if self.decode_all_frames:
-            return load_ar_frames(path, self.num_frames, on_error=self.on_video_error)
+            return load_ar_frames(path, self.num_frames, on_error=self.on_video_error, auto_rotate=rotate)
         if self.on_video_error == "black":  # the original's fallback looks at all 8 frames: decode them all
-            return load_ar_frames(path, self.num_frames, on_error="black")[:needed]
-        return load_ar_frames(path, self.num_frames, on_error="fail", only_first=needed)
+            return load_ar_frames(path, self.num_frames, on_error="black", auto_rotate=rotate)[:needed]
+        return load_ar_frames(path, self.num_frames, on_error="fail", only_first=needed, auto_rotate=rotate)
 
 
 def open_image(path: PathLike) -> Image.Image:
