@@ -18,3 +18,11 @@ def reference() -> Path:
     if not (REFERENCE / "README.md").is_file():
         pytest.skip(f"golden fixtures not found at {REFERENCE} (set REVISE_PREP_SHARED to the shared/ folder)")
     return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory) -> dict[str, Path]:
+    """The video zoo (``revise_prep.testing.zoo``): name -> file, written once per test session (~2 s)."""
+    from revise_prep.testing.zoo import build_zoo
+
+    return build_zoo(tmp_path_factory.mktemp("zoo"))

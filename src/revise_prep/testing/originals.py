@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = ["OpenCVClip", "opencv_clip", "decord_ar_frames", "opencv_frames"]
+__all__ = ["OpenCVClip", "crop_resize_all", "decord_ar_frames", "opencv_clip", "opencv_frames", "pyav_frames"]
 
 
 @dataclass
@@ -48,6 +48,11 @@ def opencv_frames(path: str | Path) -> tuple[list[np.ndarray], tuple[int, int]]:
     return frames, size
 
 
+def crop_resize_all(frames: list[np.ndarray], tgt_h: int, tgt_w: int) -> np.ndarray:
+    """uint8 [T, tgt_h, tgt_w, 3]: each RGB frame through :func:`_crop_resize`."""
+    return np.stack([_crop_resize(f, tgt_h, tgt_w) for f in frames])
+
+
 def _crop_resize(frame: np.ndarray, tgt_h: int, tgt_w: int) -> np.ndarray:
     """SPEC §Step 1.5, written out again: centred crop to the target ratio, PIL bilinear resize."""
     h, w = frame.shape[:2]
@@ -58,9 +63,11 @@ def _crop_resize(frame: np.ndarray, tgt_h: int, tgt_w: int) -> np.ndarray:
     return np.asarray(img)
 
 
-def opencv_clip(path: str | Path, frame_num: int, interval: int, tgt_h: int, tgt_w: int, skip: int = 0) -> OpenCVClip:
-    """The original ``read_video_frames`` on OpenCV (SPEC §Step 1, items 1-5)."""
-    raw, size = opencv_frames(path)
+def opencv_clip(path: str | Path, frame_num: int, interval: int, tgt_h: int, tgt_w: int, skip: int = 0, *,
+                decoded: tuple[list[np.ndarray], tuple[int, int]] | None = None) -> OpenCVClip:
+    """The original ``read_video_frames`` on OpenCV (SPEC §Step 1, items 1-5); ``decoded``: an earlier
+    :func:`opencv_frames` result for ``path`` (to try several settings on one decode)."""
+    raw, size = decoded if decoded is not None else opencv_frames(path)
     if size == (0, 0):
         return OpenCVClip("cannot_open")
     total = len(raw)
@@ -73,7 +80,7 @@ def opencv_clip(path: str | Path, frame_num: int, interval: int, tgt_h: int, tgt
     if (tgt_h > tgt_w and w > h) or (tgt_w > tgt_h and h > w):
         return OpenCVClip("orientation_mismatch", total, size, rate, raw=raw)
     indices = [skip + k * rate for k in range(frame_num)]
-    frames = np.stack([_crop_resize(raw[i], tgt_h, tgt_w) for i in indices])
+    frames = crop_resize_all([raw[i] for i in indices], tgt_h, tgt_w)
     return OpenCVClip("ok", total, size, rate, indices, frames, raw)
 
 
@@ -88,3 +95,20 @@ def decord_ar_frames(path: str | Path, num_frames: int = 8) -> tuple[list[int], 
         return [int(i) for i in idx], vr.get_batch(idx).asnumpy()
     except Exception as err:  # noqa: BLE001 - upstream turns any failure into black frames
         return f"{type(err).__name__}: {str(err).splitlines()[0][-160:]}"
+
+
+def pyav_frames(path: str | Path, *, rotate: bool = True) -> list[np.ndarray]:
+    """Every frame straight from PyAV (``rgb24``, turned by each frame's display matrix): what we decode instead
+    where the original's decoder is broken or build-dependent, computed here without our reader."""
+    import av
+
+    out = []
+    with av.open(str(path)) as container:
+        try:
+            for frame in container.decode(container.streams.video[0]):
+                rgb = frame.to_ndarray(format="rgb24")
+                k = int(round((frame.rotation or 0) / 90)) % 4 if rotate else 0
+                out.append(np.ascontiguousarray(np.rot90(rgb, k)))
+        except av.error.InvalidDataError:
+            pass
+    return out

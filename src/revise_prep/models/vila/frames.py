@@ -95,18 +95,21 @@ def count_frames(path: Path) -> int:
     """decord's ``len(vr)``: the container's frame count (packet count when it has none).
 
     All video packets are demuxed (cheap, no decoding); fewer packets than the header promises means a cut file,
-    which decord rejects at open, so it is reported as ``decode_error``.
+    which decord rejects at open, so it is reported as ``decode_error``. Packets an MP4 edit list hides (a
+    stream-copied cut starting mid-GOP) are not frames: decord counts them and returns repeated or wrong frames
+    for the last indices; we count only the frames a decoder outputs (as step 1 does).
     """
     with _open(path) as container:
         if not container.streams.video:
             raise VideoError(errors.NO_VIDEO_STREAM, f"no video stream in {path}")
         stream = container.streams.video[0]
         promised = int(stream.frames or 0)
-        packets = 0
+        packets = hidden = 0
         try:
             for packet in container.demux(stream):
                 if packet.size:
                     packets += 1
+                    hidden += bool(packet.is_discard)
         except av.FFmpegError as exc:
             raise VideoError(errors.DECODE_ERROR, f"cannot read packets of {path}: {exc}") from exc
     if promised and packets < promised:
@@ -114,7 +117,7 @@ def count_frames(path: Path) -> int:
             errors.DECODE_ERROR,
             f"{path} is truncated: its header promises {promised} frames but only {packets} packets are present",
         )
-    total = promised or packets
+    total = (promised or packets) - hidden
     if total < 1:
         raise VideoError(errors.INSUFFICIENT_FRAMES, f"no frames in {path}")
     return total
