@@ -160,3 +160,28 @@ def test_long_and_garbled_instructions_warn(dataset, tmp_path):
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(w["status"], [c["code"] for c in w["warnings"]]) for w in lines] == [
         ("warning", ["long_prompt"]), ("warning", ["suspicious_text"])]
+
+
+def test_step2_checks_on_the_source(tmp_path):
+    """A source whose header promises 60 frames with fewer packets present: step 1 copes, `run`'s AR-frame read
+    fails, so validate reports that failure (and ``--vae-only`` does not)."""
+    from revise_prep.models.vila.frames import load_ar_frames
+    from revise_prep.testing.videos import make_truncated
+
+    v = tmp_path / "videos"
+    make_video(v / "long.mp4", frames=60, width=64, height=40, gop=4, faststart=True)
+    make_truncated(v / "long.mp4", v / "cut.mp4", keep_fraction=0.5)
+    make_video(v / "tgt.mp4", frames=16, width=64, height=40)
+    pairs = [{"source_video_path": "videos/cut.mp4", "target_video_path": "videos/tgt.mp4", "instruction": TEXT},
+             {"source_video_path": "videos/tgt.mp4", "target_video_path": "videos/cut.mp4", "instruction": TEXT}]
+    (tmp_path / "pairs.json").write_text(json.dumps(pairs))
+    read_clip(v / "cut.mp4", SETTINGS)  # step 1 reads it (as the original: the frames that decode)
+    with pytest.raises(errors.VideoError) as err:  # step 2's reader refuses it
+        load_ar_frames(v / "cut.mp4")
+    report = tmp_path / "report.jsonl"
+    args = ["validate", str(tmp_path / "pairs.json"), "--video-root", str(tmp_path), *FRAMES, "--report", str(report)]
+    assert main(args) == 1
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert [(r["index"], r["status"], r["reason"]) for r in lines] == [(0, "failed", err.value.reason)]
+    assert "source video (AR frames)" in lines[0]["message"] and "promises 60 frames" in lines[0]["message"]
+    assert main([*args, "--vae-only"]) == 0  # only the target of #1 is cut, which step 2 never reads

@@ -27,6 +27,7 @@ from revise_prep.models.text import passes_prompt_filter
 from revise_prep.records.naming import DUPLICATE_SAMPLE, plan_names
 from revise_prep.settings import FrameSettings
 from revise_prep.video import check_orientation, probe_video, sampling_interval
+from revise_prep.video.probe import count_indexed_frames
 from revise_prep.video.notes import decoder_notes
 from revise_prep.video.reader import applied_rotation
 
@@ -156,10 +157,8 @@ def check_video(file: str | os.PathLike[str], settings: FrameSettings, *, ar: bo
                 rotation=rotation, interlaced=info.interlaced, bit_depth=info.bit_depth,
                 color_transfer=info.color_transfer, notes=decoder_notes(info))
     if ar:
-        from revise_prep.models.vila.frames import sample_indices  # step 2's own check (imports transformers)
-
-        try:
-            sample_indices(Path(file))
+        try:  # step 2's count (decord's len(vr)); its 8 indices then always lie inside the video
+            count_indexed_frames(file)
         except SampleError as err:
             base.update(ar_reason=err.reason, ar_message=err.message)
     rate = 0

@@ -20,7 +20,7 @@ import numpy as np
 
 from .videos import _Painter, make_vfr_video
 
-__all__ = ["ZooVideo", "ZOO", "build_zoo", "write_frames", "patch_mp4_rotation", "make_cut_with_edit_list"]
+__all__ = ["ZooVideo", "ZOO", "build_zoo", "write_frames", "write_lossless", "patch_mp4_rotation", "make_cut_with_edit_list"]
 
 # How the original's decoders behave on an entry (SPEC): equal to PyAV bit for bit, or not.
 SAME = "same"  # identical frames (after the same rotation)
@@ -236,3 +236,22 @@ def build_zoo(root: str | Path, names: Iterable[str] | None = None) -> dict[str,
         v.writer(path, v)
         out[v.name] = path
     return out
+
+
+def write_lossless(path: str | Path, frames: list[np.ndarray], *, fps: int = 20, rotation: int = 0) -> Path:
+    """Store RGB frames losslessly (``libx264rgb``, ``qp=0``): decoding gives them back bit for bit."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264rgb", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
+        stream.options = {"qp": "0", "preset": "veryfast"}
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for i, rgb in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            vf.pts = i
+            out.mux(stream.encode(vf))
+        out.mux(stream.encode(None))
+    return path

@@ -15,9 +15,11 @@ from typing import Literal
 
 import av
 
-from revise_prep.errors import CANNOT_OPEN, EMPTY_FILE, MISSING_FILE, NO_VIDEO_STREAM, VideoError
+from revise_prep.errors import (CANNOT_OPEN, DECODE_ERROR, EMPTY_FILE, INSUFFICIENT_FRAMES, MISSING_FILE,
+                                NO_VIDEO_STREAM, VideoError)
 
-__all__ = ["VideoInfo", "probe_video", "probe_open", "count_frames_decode", "open_video", "CountMethod"]
+__all__ = ["VideoInfo", "probe_video", "probe_open", "count_frames_decode", "count_indexed_frames", "open_video",
+           "CountMethod"]
 
 log = logging.getLogger(__name__)
 
@@ -257,3 +259,42 @@ def count_frames_decode(path: str | os.PathLike[str]) -> int:
         return _decode_count(container, stream)
     finally:
         container.close()
+
+
+def _open_indexed(path: Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise VideoError(CANNOT_OPEN, f"cannot open video {path}: {exc}") from exc
+
+
+def count_indexed_frames(path: str | os.PathLike[str]) -> int:
+    """decord's ``len(vr)``: the container's frame count (packet count when it has none).
+
+    All video packets are demuxed (cheap, no decoding); fewer packets than the header promises means a cut file,
+    which decord rejects at open, so it is reported as ``decode_error``. Packets an MP4 edit list hides (a
+    stream-copied cut starting mid-GOP) are not frames: decord counts them and returns repeated or wrong frames
+    for the last indices; we count only the frames a decoder outputs (as step 1 does).
+    """
+    with _open_indexed(Path(path)) as container:
+        if not container.streams.video:
+            raise VideoError(NO_VIDEO_STREAM, f"no video stream in {path}")
+        stream = container.streams.video[0]
+        promised = int(stream.frames or 0)
+        packets = hidden = 0
+        try:
+            for packet in container.demux(stream):
+                if packet.size:
+                    packets += 1
+                    hidden += bool(packet.is_discard)
+        except av.error.FFmpegError as exc:
+            raise VideoError(DECODE_ERROR, f"cannot read packets of {path}: {exc}") from exc
+    if promised and packets < promised:
+        raise VideoError(
+            DECODE_ERROR,
+            f"{path} is truncated: its header promises {promised} frames but only {packets} packets are present",
+        )
+    total = (promised or packets) - hidden
+    if total < 1:
+        raise VideoError(INSUFFICIENT_FRAMES, f"no frames in {path}")
+    return total

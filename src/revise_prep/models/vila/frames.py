@@ -13,12 +13,12 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import av
 import numpy as np
 from PIL import Image
 
 from revise_prep import errors
 from revise_prep.errors import VideoError
+from revise_prep.video.probe import count_indexed_frames as count_frames  # decord's len(vr), shared with validate
 from revise_prep.video.reader import DecodeStats, iter_frames_rgb
 
 from .preprocess import ar_frame_indices
@@ -82,45 +82,6 @@ def sample_indices(path: Path, num_frames: int = 8, wanted: int | None = None) -
     if bad:
         raise VideoError(errors.INSUFFICIENT_FRAMES, f"{path}: frame indices {bad} out of range for {total} frames")
     return resolved
-
-
-def _open(path: Path) -> av.container.InputContainer:
-    try:
-        return av.open(str(path))
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise VideoError(errors.CANNOT_OPEN, f"cannot open video {path}: {exc}") from exc
-
-
-def count_frames(path: Path) -> int:
-    """decord's ``len(vr)``: the container's frame count (packet count when it has none).
-
-    All video packets are demuxed (cheap, no decoding); fewer packets than the header promises means a cut file,
-    which decord rejects at open, so it is reported as ``decode_error``. Packets an MP4 edit list hides (a
-    stream-copied cut starting mid-GOP) are not frames: decord counts them and returns repeated or wrong frames
-    for the last indices; we count only the frames a decoder outputs (as step 1 does).
-    """
-    with _open(path) as container:
-        if not container.streams.video:
-            raise VideoError(errors.NO_VIDEO_STREAM, f"no video stream in {path}")
-        stream = container.streams.video[0]
-        promised = int(stream.frames or 0)
-        packets = hidden = 0
-        try:
-            for packet in container.demux(stream):
-                if packet.size:
-                    packets += 1
-                    hidden += bool(packet.is_discard)
-        except av.FFmpegError as exc:
-            raise VideoError(errors.DECODE_ERROR, f"cannot read packets of {path}: {exc}") from exc
-    if promised and packets < promised:
-        raise VideoError(
-            errors.DECODE_ERROR,
-            f"{path} is truncated: its header promises {promised} frames but only {packets} packets are present",
-        )
-    total = (promised or packets) - hidden
-    if total < 1:
-        raise VideoError(errors.INSUFFICIENT_FRAMES, f"no frames in {path}")
-    return total
 
 
 def _decode_indices(path: Path, indices: list[int], auto_rotate: bool = True) -> dict[int, np.ndarray]:
