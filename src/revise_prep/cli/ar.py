@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     settings = ArSettings(data_file=args.data_file, result_folder=args.result_folder, model_path=args.model_path,
                           video_root=args.video_root, dtype=args.dtype, device=args.device, task=args.task,
                           on_video_error=args.on_video_error, all_frames=args.all_frames,
-                          auto_rotate=args.auto_rotate, num_workers=args.num_workers, decode_timeout=args.decode_timeout,
+                          auto_rotate=args.auto_rotate, num_workers=args.num_workers,
+                          decode_timeout=args.decode_timeout,
                           record_format=args.record_format,
                           progress=args.progress)
     summary = run_step2(settings, keep_mismatched=args.keep_mismatched)

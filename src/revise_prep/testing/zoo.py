@@ -20,7 +20,8 @@ import numpy as np
 
 from .videos import _Painter, make_vfr_video
 
-__all__ = ["ZooVideo", "ZOO", "build_zoo", "write_frames", "write_lossless", "patch_mp4_rotation", "make_cut_with_edit_list"]
+__all__ = ["ZooVideo", "ZOO", "build_zoo", "write_frames", "write_lossless", "patch_mp4_rotation",
+           "make_cut_with_edit_list"]
 
 # How the original's decoders behave on an entry (SPEC): equal to PyAV bit for bit, or not.
 SAME = "same"  # identical frames (after the same rotation)

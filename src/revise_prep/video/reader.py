@@ -33,8 +33,8 @@ from .skipping import SKIPPABLE_CODECS, Demuxed, demux_all, worth_skipping
 from .transform import frame_to_tensor_into, frame_to_u8_into
 from .transform_pool import TransformPool
 
-__all__ = ["Clip", "DecodeStats", "applied_rotation", "check_orientation", "iter_frames_rgb", "read_clip", "read_frames_rgb",
-           "sampling_interval"]
+__all__ = ["Clip", "DecodeStats", "applied_rotation", "check_orientation", "iter_frames_rgb", "read_clip",
+           "read_frames_rgb", "sampling_interval"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,14 @@ def _rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:
     ``np.rot90(k=rotation/90)``: verified equal to OpenCV 5.0 and decord 0.6.0 for 90, 180 and 270 degrees.
     """
     k = (int(round(rotation / 90.0))) % 4
-    return np.ascontiguousarray(np.rot90(rgb, k=k)) if k else rgb
+    if not k:
+        return rgb
+    if rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8 and rgb.flags.c_contiguous:
+        # move whole 3-byte pixels: about twice as fast as numpy's strided copy of single bytes
+        h, w = rgb.shape[:2]
+        pixels = np.ascontiguousarray(np.rot90(rgb.view("V3").reshape(h, w), k=k))
+        return pixels.view(np.uint8).reshape(*pixels.shape, 3)
+    return np.ascontiguousarray(np.rot90(rgb, k=k))
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """Frame loading for the VILA AR path: upstream ``load_video(path, 8)`` on PyAV instead of decord.
 
-PyAV's ``to_ndarray(format="rgb24")`` matches decord bit for bit; like decord, frames are turned upright by the
-file's display matrix (``auto_rotate=False`` keeps the stored orientation). Decord refuses a file whose container promises
-more frames than it holds (it indexes every packet at open), so this loader demuxes all packets first and treats
-"fewer packets than promised" as a decode error; frames are then decoded only up to the last index needed.
+PyAV's ``to_ndarray(format="rgb24")`` matches decord bit for bit on 8-bit video (README: Exactness lists where
+decord 0.6.0 is broken); like decord, frames are turned upright by the file's display matrix (``auto_rotate=False``
+keeps the stored orientation). Decord refuses a file whose container promises more frames than it holds (it
+indexes every packet at open), so this loader demuxes all packets first and treats "fewer packets than promised"
+as a decode error; frames are then decoded only up to the last index needed.
 """
 
 from __future__ import annotations
