@@ -86,6 +86,7 @@ class OnePassStage(Step1Stage):
             decoded.data = {"clips": decoded.data, "task": task.name, "pixels": None}
             return decoded
         self._check_prompt(sample)
+        frames, infos = self._sample_frames(item)
         needed = self.inputs.num_images(task.name, sample.prompt)
         # as the ar step: all 8 frames are decoded unless only the used ones are asked for in "fail" mode
         decode = needed if not self.ar.all_frames and self.ar.on_video_error != "black" else AR_NUM_FRAMES
@@ -94,7 +95,8 @@ class OnePassStage(Step1Stage):
             ar_error = None
         except VideoError as err:
             extra, ar_error = [], err
-        source = self._read(sample, "source", sample.source_file, extra_indices=extra)
+        source = self._read(sample, "source", sample.source_file, extra_indices=extra, frames=frames,
+                            info=infos.get("source"))
         got = source.extra
         if ar_error is None and any(i not in got for i in extra):
             ar_error = VideoError("decode_error", f"{sample.source_file}: AR frame {max(extra)} did not decode")
@@ -113,7 +115,8 @@ class OnePassStage(Step1Stage):
         pixels = self.inputs.pixel_values(images)
         clips = {"source": source}
         if not sample.is_caption:
-            clips["target"] = self._read(sample, "target", sample.target_file)
+            clips["target"] = self._read(sample, "target", sample.target_file, frames=frames,
+                                         info=infos.get("target"))
         return Decoded(item, {"clips": clips, "task": task.name, "pixels": pixels})
 
     def encode(self, decoded: Decoded):

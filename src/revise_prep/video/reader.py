@@ -257,7 +257,11 @@ def sampling_interval(path: str | os.PathLike[str], total: int, settings: FrameS
 
 
 def check_orientation(path: str | os.PathLike[str], src_h: int, src_w: int, settings: FrameSettings) -> None:
-    """VideoError(orientation_mismatch, skip=True) for a portrait video and landscape target or the reverse."""
+    """VideoError(orientation_mismatch, skip=True) for a portrait video and landscape target or the reverse.
+
+    Never with ``settings.buckets``: there each sample already got the bucket closest to its aspect."""
+    if settings.buckets:
+        return
     if orientation_mismatch(src_h, src_w, settings.height, settings.width):
         raise VideoError(ORIENTATION_MISMATCH, f"{path}: video is {src_w}x{src_h} (WxH), target "
                          f"{settings.width}x{settings.height}: orientation differs", skip=True)
