@@ -189,3 +189,30 @@ def test_without_flags_nothing_changes(data, models, tmp_path):
                     (torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b), (index, key)
         assert {k: v for k, v in same[index]["meta"].items() if k not in ("bucket", "settings")} == \
             {k: v for k, v in meta.items() if k != "settings"}
+
+
+def test_ar_and_run_keep_the_buckets(bucketed, data, wan_release, tmp_path):
+    """Step 2 records keep the step-1 shape lists; `run` (safetensors, JSON meta) writes the same and resumes."""
+    from revise_prep.pipeline.onepass import ArOptions, run_onepass
+    from revise_prep.pipeline.step2 import ArSettings, run_step2
+    from revise_prep.testing.tiny_vila import make_tiny_vila
+
+    vila = make_tiny_vila(tmp_path / "vila")
+    step1_lists = {p.name.removeprefix("vae_features.").removesuffix(".txt"): [Path(x).stem for x in p.read_text().splitlines()]
+                   for p in bucketed.glob("vae_features.*.txt")}
+    summary = run_step2(ArSettings(data_file=str(bucketed / "vae_features.txt"), result_folder=str(tmp_path / "ar"),
+                                   model_path=str(vila), video_root=str(data), num_workers=0, progress=False))
+    ar_lists = {p.name.removeprefix("ar_features.").removesuffix(".txt"): [Path(x).stem for x in p.read_text().splitlines()]
+                for p in (tmp_path / "ar").glob("ar_features.*.txt")}
+    assert ar_lists == step1_lists and summary["buckets"] == {k: len(v) for k, v in step1_lists.items()}
+    frames = FrameSettings(frame_num=9, interval=2, buckets=((32, 48), (48, 32), (32, 32)), frame_buckets=(9, 5))
+    run = RunSettings(input=str(data / "pairs.json"), output_dir=str(tmp_path / "run"), video_root=str(data),
+                      num_workers=0, progress=False, record_format="safetensors")
+    models = ModelSettings(ckpt_dir=str(wan_release), text_len=32, t5_dtype="float32")
+    summary = run_onepass(run, frames, models, ArOptions(model_path=str(vila)))
+    run_lists = {p.name.removeprefix("train_list.").removesuffix(".txt"): [Path(x).stem for x in p.read_text().splitlines()]
+                 for p in (tmp_path / "run").glob("train_list.*.txt")}
+    assert run_lists == step1_lists and summary["buckets"] == {k: len(v) for k, v in step1_lists.items()}
+    shutil.rmtree(tmp_path / "run" / ".done")  # resume reads every record's (JSON) meta
+    again = run_onepass(run, frames, models, ArOptions(model_path=str(vila)))
+    assert again["by_status"] == {"resumed": 7, "skipped": 1} and again["buckets"] == summary["buckets"]
