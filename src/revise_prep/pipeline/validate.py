@@ -14,7 +14,7 @@ import logging
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,9 @@ def check_video(file: str | os.PathLike[str], settings: FrameSettings) -> VideoC
         return VideoCheck(file, "decode_error", f"{file}: {type(err).__name__}: {err}")
     base = dict(num_frames=info.num_frames, width=info.width, height=info.height, count_method=info.count_method)
     rate = 0
-    try:  # read_clip's own rules, in its order
+    if settings.frame_buckets:  # usable when it serves the smallest count (a pair then shares one it serves)
+        settings = replace(settings, frame_num=min(settings.frame_buckets))
+    try:  # read_clip's own rules, in its order (no orientation check with buckets)
         rate = sampling_interval(file, info.num_frames, settings)
         check_orientation(file, info.height, info.width, settings)
     except VideoError as err:
