@@ -209,10 +209,12 @@ def test_ar_and_run_keep_the_buckets(bucketed, data, wan_release, tmp_path):
     run = RunSettings(input=str(data / "pairs.json"), output_dir=str(tmp_path / "run"), video_root=str(data),
                       num_workers=0, progress=False, record_format="safetensors")
     models = ModelSettings(ckpt_dir=str(wan_release), text_len=32, t5_dtype="float32")
-    summary = run_onepass(run, frames, models, ArOptions(model_path=str(vila)))
-    run_lists = {p.name.removeprefix("train_list.").removesuffix(".txt"): [Path(x).stem for x in p.read_text().splitlines()]
-                 for p in (tmp_path / "run").glob("train_list.*.txt")}
-    assert run_lists == step1_lists and summary["buckets"] == {k: len(v) for k, v in step1_lists.items()}
+    summary = run_onepass(run, frames, models, ArOptions(model_path=str(vila)), keep_intermediate=True)
+    for folder, stem in ((tmp_path / "run", "train_list"), (tmp_path / "run" / "vae_features", "vae_features")):
+        lists = {p.name.removeprefix(f"{stem}.").removesuffix(".txt"): [Path(x).stem for x in p.read_text().splitlines()]
+                 for p in folder.glob(f"{stem}.*.txt")}
+        assert lists == step1_lists, folder
+    assert summary["buckets"] == {k: len(v) for k, v in step1_lists.items()}
     shutil.rmtree(tmp_path / "run" / ".done")  # resume reads every record's (JSON) meta
     again = run_onepass(run, frames, models, ArOptions(model_path=str(vila)))
     assert again["by_status"] == {"resumed": 7, "skipped": 1} and again["buckets"] == summary["buckets"]

@@ -29,6 +29,7 @@ from revise_prep.pipeline.step2 import ArSettings, load_ar_model
 from revise_prep.records.formats import suffix
 from revise_prep.records.reports import write_list
 from revise_prep.records.schema import ar_record
+from revise_prep.records.shapes import sibling_shape_lists, write_shape_lists
 from revise_prep.settings import FrameSettings, ModelSettings, RunSettings
 
 log = logging.getLogger(__name__)
@@ -162,4 +163,8 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
     if summary is not None and inter is not None:
         names = [Path(line).name for line in (out / LIST_NAME).read_text().splitlines()]
         write_list(inter / "vae_features.txt", [str((inter / n).resolve()) for n in names if (inter / n).exists()])
+        shape_of = {Path(line).name: shape for shape, path in sibling_shape_lists(out / LIST_NAME).items()
+                    for line in path.read_text().splitlines()}
+        write_shape_lists(inter / "vae_features.txt", [(str((inter / n).resolve()), shape_of.get(n)) for n in names
+                                                       if (inter / n).exists()])
     return summary
