@@ -141,6 +141,8 @@ def test_shape_lists_and_summary(bucketed):
     info = inspect_list(bucketed / "vae_features.txt")
     assert info["buckets"] == summary["buckets"] and info["warnings"]  # the full list mixes shapes
     assert inspect_list(bucketed / "vae_features.9x32x48.txt")["warnings"] == []
+    out = cli("inspect", str(bucketed / "vae_features.txt")).stdout
+    assert "WARNING: latent_feature has 4 different shapes" in out and "2 x 5x32x48" in " ".join(out.split())
 
 
 def test_resume_keeps_shapes_and_bucket_set_is_in_the_signature(bucketed, data, models, tmp_path):

@@ -233,8 +233,10 @@ def write_report(result: ValidationResult, path: str | os.PathLike[str]) -> Path
 def format_table(result: ValidationResult) -> str:
     """Human summary: counts by outcome, then by reason (skip/fail reasons and warning codes)."""
     s = result.settings
-    lines = [f"{result.input}: {len(result.samples)} entries checked (frame_num {s.frame_num}, interval "
-             f"{s.interval}, skip {s.skip}, size {s.height}x{s.width})", "", f"{'outcome':<24}{'samples':>8}"]
+    frames = f"frame buckets {','.join(map(str, s.frame_buckets))}" if s.frame_buckets else f"frame_num {s.frame_num}"
+    size = f"buckets {','.join(f'{h}x{w}' for h, w in s.buckets)}" if s.buckets else f"size {s.height}x{s.width}"
+    lines = [f"{result.input}: {len(result.samples)} entries checked ({frames}, interval "
+             f"{s.interval}, skip {s.skip}, {size})", "", f"{'outcome':<24}{'samples':>8}"]
     status = result.by_status
     for name in ("ok", "warning", "skipped", "failed"):
         lines.append(f"{name:<24}{status.get(name, 0):>8}")
