@@ -220,3 +220,32 @@ def test_ar_and_run_keep_the_buckets(bucketed, data, wan_release, tmp_path):
     shutil.rmtree(tmp_path / "run" / ".done")  # resume reads every record's (JSON) meta
     again = run_onepass(run, frames, models, ArOptions(model_path=str(vila)))
     assert again["by_status"] == {"resumed": 7, "skipped": 1} and again["buckets"] == summary["buckets"]
+
+
+@pytest.mark.parametrize("frames", [FrameSettings(frame_num=9, interval=2, buckets=((32, 48), (48, 32)),
+                                                  frame_buckets=(9, 5)),
+                                    FrameSettings(frame_num=9, interval=2, height=32, width=48, frame_buckets=(9, 5))])
+def test_decode_reasons_equal_validate(data, frames, tmp_path):
+    """The first problem in pipeline order (source before target, count before orientation), as validate says."""
+    from revise_prep.errors import SampleError
+    from revise_prep.inputs import parse_entries
+    from revise_prep.pipeline.runner import WorkItem
+    from revise_prep.pipeline.step1 import Step1Stage
+    from revise_prep.pipeline.validate import validate
+
+    pairs = [("tiny", "missing"), ("port", "tiny"), ("short", "port"), ("port", "land"), ("land", "missing")]
+    entries = [{"source_video_path": str(data / f"{a}.mp4"), "target_video_path": str(data / f"{b}.mp4"),
+                "instruction": f"{TEXT} {i}"} for i, (a, b) in enumerate(pairs)]
+    (tmp_path / "p.json").write_text(json.dumps(entries))
+    expected = {c.index: c.reason for c in validate(tmp_path / "p.json", frames, workers=1).samples}
+    stage = Step1Stage(frames)
+    got = {}
+    for sample in parse_entries(tmp_path / "p.json", ".")[0]:
+        try:
+            stage.decode(WorkItem(sample.index, "x", None, sample))
+            got[sample.index] = None
+        except SampleError as err:
+            got[sample.index] = err.reason
+    assert got == expected
+    assert got[0] == "insufficient_frames" and got[4] == "missing_file"
+    assert got[3] == (None if frames.buckets else "orientation_mismatch")

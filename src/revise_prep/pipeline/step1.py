@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from revise_prep.records.naming import DUPLICATE_SAMPLE, plan_names
 from revise_prep.records.reports import Outcome
 from revise_prep.records.schema import step1_record
 from revise_prep.settings import FrameSettings, ModelSettings, RunSettings, frames_signature
-from revise_prep.video import Clip, VideoInfo, probe_video, read_clip, sampling_interval
+from revise_prep.video import Clip, VideoInfo, check_orientation, probe_video, read_clip, sampling_interval
 from revise_prep.video.buckets import plan_sample, uses_buckets
 
 log = logging.getLogger(__name__)
@@ -129,17 +129,18 @@ class Step1Stage:
         videos = {"source": sample.source_file}
         if not sample.is_caption:
             videos["target"] = sample.target_file
+        counts = self.frames.frame_buckets or (self.frames.frame_num,)
+        smallest = replace(self.frames, frame_num=min(counts))  # a pair both videos serve at this gets a count
         infos: dict[str, VideoInfo] = {}
-        for role, path in videos.items():
+        displayed: dict[str, tuple[int, int]] = {}
+        for role, path in videos.items():  # read_clip's rules and order, before anything is decoded
             with _labelled(sample, role):
-                infos[role] = probe_video(path, read_rotation=rotate)
-        src = infos["source"]
-        frames, why = plan_sample(self.frames, src.display_size if rotate else (src.height, src.width),
-                                  {role: info.num_frames for role, info in infos.items()})
+                info = infos[role] = probe_video(path, read_rotation=rotate)
+                displayed[role] = info.display_size if rotate else (info.height, info.width)
+                sampling_interval(path, info.num_frames, smallest)
+                check_orientation(path, *displayed[role], smallest)  # (never with --buckets)
+        frames, why = plan_sample(self.frames, displayed["source"], {r: i.num_frames for r, i in infos.items()})
         item.notes["bucket"] = why
-        for role, info in infos.items():  # a video too short for every frame bucket: before decoding anything
-            with _labelled(sample, role):
-                sampling_interval(videos[role], info.num_frames, frames)
         return frames, infos
 
     def _read(self, sample: Sample, role: str, path: Path, extra_indices=(), *, frames: FrameSettings | None = None,
