@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,9 @@ class FrameSettings:
     width: int = 832
     strict_count: bool = True  # reproduce the original's off-by-one frame-count condition
     auto_rotate: bool = True  # apply the display matrix (upright frames, displayed size), as OpenCV does
+    # per-sample choice (video/buckets.py); None = the original's single size / frame count
+    buckets: tuple[tuple[int, int], ...] | None = None  # (height, width) sizes, multiples of 16
+    frame_buckets: tuple[int, ...] | None = None  # frame counts, each 4n+1
 
     def __post_init__(self) -> None:
         if self.frame_num < 1 or (self.frame_num - 1) % 4:
@@ -26,6 +30,29 @@ class FrameSettings:
             raise ValueError(f"skip must be >= 0 (got {self.skip})")
         if self.height < 1 or self.width < 1:
             raise ValueError(f"target size must be positive (got {self.height}x{self.width})")
+        if self.buckets is not None or self.frame_buckets is not None:
+            from revise_prep.video.buckets import check_frame_counts, check_sizes
+
+            if self.buckets is not None:
+                object.__setattr__(self, "buckets", tuple((int(h), int(w)) for h, w in self.buckets))
+                check_sizes(self.buckets)
+            if self.frame_buckets is not None:
+                object.__setattr__(self, "frame_buckets", tuple(int(n) for n in self.frame_buckets))
+                check_frame_counts(self.frame_buckets)
+
+
+def frames_signature(frames: FrameSettings) -> dict[str, Any]:
+    """The frame settings a record depends on (resume check and meta): the bucket keys only when set, so
+    records made without buckets keep today's signature; buckets as ``"HxW"`` strings (JSON-stable)."""
+    sig = asdict(frames)
+    for key in ("buckets", "frame_buckets"):
+        if sig[key] is None:
+            del sig[key]
+    if frames.buckets is not None:
+        sig["buckets"] = [f"{h}x{w}" for h, w in frames.buckets]
+    if frames.frame_buckets is not None:
+        sig["frame_buckets"] = list(frames.frame_buckets)
+    return sig
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,13 @@ def _print_list(info: dict) -> None:
         print(f"  {key}:")
         for shape, n in list(hist.items())[:10]:
             print(f"  {n:>8} x {shape}")
+    if info.get("buckets"):
+        print("  buckets (frames x height x width):")
+        for shape, n in info["buckets"].items():
+            print(f"  {n:>8} x {shape}")
     print("  prompt length:", ", ".join(f"{k} {v}" for k, v in info["prompt_length"].items()))
+    for warning in info.get("warnings", []):
+        print("  WARNING:", warning)
     for path, problems in info["problems"].items():
         print(f"  PROBLEM {path}: {'; '.join(problems)}")
     for path, err in info["unreadable"].items():

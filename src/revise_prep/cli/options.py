@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from revise_prep.settings import FrameSettings, ModelSettings, RunSettings
+from revise_prep.video.buckets import PRESETS, parse_buckets, parse_frame_buckets
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -17,6 +18,21 @@ def parse_size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected HEIGHT,WIDTH (e.g. 480,832), got {text!r}") from None
     return height, width
+
+
+def _argtype(parse):
+    """An argparse type from a parser raising ValueError: the one-line reason becomes the usage error."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    convert.__name__ = parse.__name__.removeprefix("parse_")
+    return convert
+
+
+def _presets_help() -> str:
+    return "; ".join(f"{name} = {', '.join(f'{h}x{w}' for h, w in sizes)}" for name, sizes in PRESETS.items())
 
 
 def add_frame_options(p: argparse.ArgumentParser) -> None:
@@ -37,12 +53,22 @@ def add_frame_options(p: argparse.ArgumentParser) -> None:
                    help="keep the stored orientation of videos with a display matrix (phone videos); by default "
                         "frames are turned upright and the orientation check uses the displayed size, as the "
                         "original's OpenCV and decord do")
+    g.add_argument("--buckets", type=_argtype(parse_buckets), default=None, metavar="HxW[,HxW...]|PRESET",
+                   help="aspect-ratio buckets instead of --target-size: each sample gets the bucket closest in log "
+                        "aspect to its source video's displayed aspect (ties: larger area, then first listed), no "
+                        "orientation skip; sizes multiples of 16; presets: " + _presets_help())
+    g.add_argument("--frame-buckets", type=_argtype(parse_frame_buckets), default=None, metavar="N[,N...]",
+                   help="frame counts (each 4n+1) instead of --frame-num: each pair gets the largest count both "
+                        "its videos can serve, the interval lowered per count as the original does "
+                        "(e.g. 81,49,33,17)")
 
 
 def frame_settings(args: argparse.Namespace) -> FrameSettings:
     height, width = args.target_size
-    return FrameSettings(frame_num=args.frame_num, interval=args.interval, skip=args.skip, height=height,
-                         width=width, strict_count=args.strict_count, auto_rotate=args.auto_rotate)
+    frame_num = max(args.frame_buckets) if args.frame_buckets else args.frame_num
+    return FrameSettings(frame_num=frame_num, interval=args.interval, skip=args.skip, height=height,
+                         width=width, strict_count=args.strict_count, buckets=args.buckets,
+                         frame_buckets=args.frame_buckets, auto_rotate=args.auto_rotate)
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:

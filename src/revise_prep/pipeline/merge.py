@@ -15,6 +15,7 @@ from typing import Any
 from revise_prep.records.atomic import atomic_write_text
 from revise_prep.records.reports import (FAILURES_FILE, SUMMARY_FILE, Outcome, summarize, write_failures,
                                          write_list, write_summary)
+from revise_prep.records.shapes import write_shape_lists
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,10 @@ def try_merge(out: Path, world: int, list_name: str, extra: dict[str, Any] | Non
             outcomes[o.index] = o
     ordered = [outcomes[i] for i in sorted(outcomes)]
     write_list(out / list_name, [o.path for o in ordered if o.ok and o.path])
+    buckets = write_shape_lists(out / list_name, [(o.path, o.extra.get("shape")) for o in ordered if o.ok and o.path])
     write_failures(out / FAILURES_FILE, ordered)
     summary = summarize(ordered, seconds=seconds, world_size=world, list_file=str((out / list_name).resolve()),
-                        **(extra or {}))
+                        **(extra or {}), **({"buckets": buckets} if buckets else {}))
     write_summary(out / SUMMARY_FILE, summary)
     for stale in (out / PARTS_DIR).glob("w*-r*.jsonl"):
         if stale not in parts:

@@ -29,6 +29,7 @@ from revise_prep.pipeline.step2 import ArSettings, load_ar_model
 from revise_prep.records.formats import suffix
 from revise_prep.records.reports import write_list
 from revise_prep.records.schema import ar_record
+from revise_prep.records.shapes import sibling_shape_lists, write_shape_lists
 from revise_prep.settings import FrameSettings, ModelSettings, RunSettings
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class OnePassStage(Step1Stage):
             decoded.data = {"clips": decoded.data, "task": task.name, "pixels": None}
             return decoded
         self._check_prompt(sample)
+        frames, infos = self._sample_frames(item)
         needed = self.inputs.num_images(task.name, sample.prompt)
         # as the ar step: all 8 frames are decoded unless only the used ones are asked for in "fail" mode
         decode = needed if not self.ar.all_frames and self.ar.on_video_error != "black" else AR_NUM_FRAMES
@@ -94,7 +96,8 @@ class OnePassStage(Step1Stage):
             ar_error = None
         except VideoError as err:
             extra, ar_error = [], err
-        source = self._read(sample, "source", sample.source_file, extra_indices=extra)
+        source = self._read(sample, "source", sample.source_file, extra_indices=extra, frames=frames,
+                            info=infos.get("source"))
         got = source.extra
         if ar_error is None and any(i not in got for i in extra):
             ar_error = VideoError("decode_error", f"{sample.source_file}: AR frame {max(extra)} did not decode")
@@ -113,7 +116,8 @@ class OnePassStage(Step1Stage):
         pixels = self.inputs.pixel_values(images)
         clips = {"source": source}
         if not sample.is_caption:
-            clips["target"] = self._read(sample, "target", sample.target_file)
+            clips["target"] = self._read(sample, "target", sample.target_file, frames=frames,
+                                         info=infos.get("target"))
         return Decoded(item, {"clips": clips, "task": task.name, "pixels": pixels})
 
     def encode(self, decoded: Decoded):
@@ -159,4 +163,8 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
     if summary is not None and inter is not None:
         names = [Path(line).name for line in (out / LIST_NAME).read_text().splitlines()]
         write_list(inter / "vae_features.txt", [str((inter / n).resolve()) for n in names if (inter / n).exists()])
+        shape_of = {Path(line).name: shape for shape, path in sibling_shape_lists(out / LIST_NAME).items()
+                    for line in path.read_text().splitlines()}
+        write_shape_lists(inter / "vae_features.txt", [(str((inter / n).resolve()), shape_of.get(n)) for n in names
+                                                       if (inter / n).exists()])
     return summary

@@ -17,8 +17,11 @@ log = logging.getLogger(__name__)
 VALID, MISSING, INVALID, MISMATCHED = "valid", "missing", "invalid", "mismatched"
 
 
-def check_record(path: Path, step: str, settings: dict[str, Any]) -> tuple[str, str]:
-    """Return (state, detail): valid / missing / invalid (unreadable, truncated) / mismatched (other settings)."""
+def check_record(path: Path, step: str, settings: dict[str, Any], keep: dict[str, Any] | None = None,
+                 ) -> tuple[str, str]:
+    """Return (state, detail): valid / missing / invalid (unreadable, truncated) / mismatched (other settings).
+
+    ``keep``: a dict that receives the record's ``meta`` under "meta" when it was read."""
     if not path.exists():
         return MISSING, ""
     try:
@@ -29,6 +32,8 @@ def check_record(path: Path, step: str, settings: dict[str, Any]) -> tuple[str, 
     if lacking:
         return INVALID, f"missing keys {lacking}"
     meta = record.get(META_KEY)
+    if keep is not None:
+        keep["meta"] = meta
     if not isinstance(meta, dict) or meta.get("step") != step:
         return MISMATCHED, "no revise-prep meta (made by another tool or step)"
     theirs = meta.get("settings", {})
@@ -58,11 +63,14 @@ class DoneIndex:
         self.dir = Path(out) / self.DIR
         self.dir.mkdir(parents=True, exist_ok=True)
         self.entries: dict[str, tuple[int, int, str]] = {}
+        self.shapes: dict[str, str] = {}  # the record's bucket shape (records/shapes.py), when it has one
         for path in sorted(self.dir.glob("*.jsonl")):
             for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
                     e = json.loads(line)
                     self.entries[e["name"]] = (int(e["size"]), int(e["mtime_ns"]), str(e["sig"]))
+                    if e.get("shape"):
+                        self.shapes[e["name"]] = str(e["shape"])
                 except (ValueError, KeyError, TypeError):
                     continue
         self._file = open(self.dir / f"w{world}-r{rank}.jsonl", "a", encoding="utf-8")  # noqa: SIM115
@@ -78,13 +86,18 @@ class DoneIndex:
             return False
         return entry == (st.st_size, st.st_mtime_ns, sig)
 
-    def add(self, path: Path, sig: str) -> None:
+    def add(self, path: Path, sig: str, shape: str | None = None) -> None:
         st = path.stat()
-        line = json.dumps({"name": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sig": sig})
+        entry = {"name": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sig": sig}
+        line = json.dumps({**entry, "shape": shape} if shape else entry)
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()
             self.entries[path.name] = (st.st_size, st.st_mtime_ns, sig)
+            if shape:
+                self.shapes[path.name] = shape
+            else:
+                self.shapes.pop(path.name, None)
 
     def close(self) -> None:
         self._file.close()

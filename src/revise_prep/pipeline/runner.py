@@ -29,6 +29,7 @@ from revise_prep.pipeline.merge import part_path, try_merge, write_part
 from revise_prep.pipeline.writer import RecordWriter
 from revise_prep.records.atomic import clean_temporaries
 from revise_prep.records.reports import Outcome
+from revise_prep.records.shapes import record_shape
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,13 @@ def _identity(x):
     return x
 
 
+def _with_shape(outcome: Outcome, shape: str | None) -> Outcome:
+    """The record's bucket shape in the outcome, for the per-shape list files (records/shapes.py)."""
+    if shape:
+        outcome.extra = {**outcome.extra, "shape": shape}
+    return outcome
+
+
 def _failure(item: WorkItem, err: SampleError, payload_paths: dict[str, str | None]) -> Outcome:
     return Outcome(index=item.index, name=item.name, status="skipped" if err.skip else "failed",
                    reason=err.reason, message=err.message, **payload_paths)
@@ -164,19 +172,23 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
     mismatched = 0
     index = resume.DoneIndex(out, rank.rank, rank.world_size)
     sig = resume.signature_hash(signature)
+    shapes: dict[int, str | None] = {}  # bucket shape of each record written or resumed
     for item in mine:
         if item.failure is not None:
             outcomes.append(item.failure)
             continue
         if index.trusted(item.path, sig):
             state, detail = resume.VALID, ""
+            shapes[item.index] = index.shapes.get(item.path.name)
         else:
-            state, detail = resume.check_record(item.path, stage.step, signature)
+            kept: dict[str, Any] = {}
+            state, detail = resume.check_record(item.path, stage.step, signature, keep=kept)
+            shapes[item.index] = record_shape(kept.get("meta"))
             if state == resume.VALID:
-                index.add(item.path, sig)
+                index.add(item.path, sig, shapes[item.index])
         if state == resume.VALID or (state == resume.MISMATCHED and keep_mismatched):
-            outcomes.append(Outcome(index=item.index, name=item.name, status="resumed", path=str(item.path),
-                                    **describe(item)))
+            outcomes.append(_with_shape(Outcome(index=item.index, name=item.name, status="resumed",
+                                                path=str(item.path), **describe(item)), shapes[item.index]))
             continue
         if state == resume.MISMATCHED:
             mismatched += 1
@@ -196,11 +208,11 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
                 log.error("cannot write %s: %s", path, error)
             return
         if error is None:
-            index.add(path, sig)
+            index.add(path, sig, shapes.get(item.index))
         with lock:
             if error is None:
-                outcomes.append(Outcome(index=item.index, name=item.name, status="done", path=str(path),
-                                        **describe(item)))
+                outcomes.append(_with_shape(Outcome(index=item.index, name=item.name, status="done", path=str(path),
+                                                    **describe(item)), shapes.get(item.index)))
             else:
                 outcomes.append(Outcome(index=item.index, name=item.name, status="failed", reason=WRITE_ERROR,
                                         message=f"cannot write {path}: {error}", **describe(item)))
@@ -238,6 +250,7 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
                         record, extras = record
                         for path, extra in extras:
                             writer.put(None, path, extra)
+                    shapes[item.index] = record_shape(record)
                     writer.put(item, item.path, record)
             bar.update(1)
     finally:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ from revise_prep.records.formats import suffix
 from revise_prep.records.naming import DUPLICATE_SAMPLE, plan_names
 from revise_prep.records.reports import Outcome
 from revise_prep.records.schema import step1_record
-from revise_prep.settings import FrameSettings, ModelSettings, RunSettings
-from revise_prep.video import Clip, read_clip
+from revise_prep.settings import FrameSettings, ModelSettings, RunSettings, frames_signature
+from revise_prep.video import Clip, VideoInfo, check_orientation, probe_video, read_clip, sampling_interval
+from revise_prep.video.buckets import plan_sample, uses_buckets
 from revise_prep.video.notes import decoder_notes
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,7 @@ class Step1Stage:
     list_name: str = LIST_NAME
 
     def signature(self) -> dict[str, Any]:
-        return {**asdict(self.frames), "vae": self.vae.identifier, "t5": self.t5.identifier,
+        return {**frames_signature(self.frames), "vae": self.vae.identifier, "t5": self.t5.identifier,
                 "vae_dtype": str(self.vae.dtype).removeprefix("torch."),
                 "t5_dtype": str(self.t5.dtype).removeprefix("torch."), "text_len": self.t5.text_len,
                 "min_prompt_len": self.min_prompt_len,
@@ -119,18 +121,43 @@ class Step1Stage:
     def decode(self, item: WorkItem) -> Decoded:
         sample: Sample = item.payload
         self._check_prompt(sample)
-        clips = {"source": self._read(sample, "source", sample.source_file)}
+        frames, infos = self._sample_frames(item)
+        clips = {"source": self._read(sample, "source", sample.source_file, frames=frames, info=infos.get("source"))}
         if not sample.is_caption:
-            clips["target"] = self._read(sample, "target", sample.target_file)
+            clips["target"] = self._read(sample, "target", sample.target_file, frames=frames,
+                                         info=infos.get("target"))
         return Decoded(item, clips)
 
-    def _read(self, sample: Sample, role: str, path: Path, extra_indices=()) -> Clip:
-        try:
+    def _sample_frames(self, item: WorkItem) -> tuple[FrameSettings, dict[str, VideoInfo]]:
+        """This sample's frame settings (its bucket, with ``--buckets`` / ``--frame-buckets``) and the probes that
+        chose it; ``item.notes["bucket"]`` says which and why. Without buckets: the run's settings, no probe."""
+        if not uses_buckets(self.frames):
+            return self.frames, {}
+        sample: Sample = item.payload
+        rotate = bool(getattr(self.frames, "auto_rotate", False))  # the displayed size when frames are rotated
+        videos = {"source": sample.source_file}
+        if not sample.is_caption:
+            videos["target"] = sample.target_file
+        counts = self.frames.frame_buckets or (self.frames.frame_num,)
+        smallest = replace(self.frames, frame_num=min(counts))  # a pair both videos serve at this gets a count
+        infos: dict[str, VideoInfo] = {}
+        displayed: dict[str, tuple[int, int]] = {}
+        for role, path in videos.items():  # read_clip's rules and order, before anything is decoded
+            with _labelled(sample, role):
+                info = infos[role] = probe_video(path, read_rotation=rotate)
+                displayed[role] = info.display_size if rotate else (info.height, info.width)
+                sampling_interval(path, info.num_frames, smallest)
+                check_orientation(path, *displayed[role], smallest)  # (never with --buckets)
+        frames, why = plan_sample(self.frames, displayed["source"], {r: i.num_frames for r, i in infos.items()})
+        item.notes["bucket"] = why
+        return frames, infos
+
+    def _read(self, sample: Sample, role: str, path: Path, extra_indices=(), *, frames: FrameSettings | None = None,
+              info: VideoInfo | None = None) -> Clip:
+        with _labelled(sample, role):
             # uint8: a quarter of the bytes from worker to encoder; the VAE normalises on its device
-            return read_clip(path, self.frames, threads=self.decoder_threads, extra_indices=extra_indices,
-                             dtype=torch.uint8)
-        except SampleError as err:
-            raise type(err)(err.reason, f"{sample.label}: {role} video: {err.message}", skip=err.skip) from None
+            return read_clip(path, frames or self.frames, threads=self.decoder_threads, extra_indices=extra_indices,
+                             dtype=torch.uint8, info=info)
 
     def encode(self, decoded: Decoded) -> dict[str, Any]:
         return self._encode_step1(decoded.item, decoded.data)
@@ -155,7 +182,16 @@ class Step1Stage:
                 "videos": {role: clip_meta(c, getattr(sample, role)) for role, c in clips.items()}}
         return step1_record(latent=latents[0], latent_tgt=latents[1] if len(latents) > 1 else None,
                             prompt=sample.prompt, text_emb=text_emb, video_path=sample.source,
-                            frame_num=self.frames.frame_num, meta=meta)
+                            frame_num=len(next(iter(clips.values())).indices), meta=meta)
+
+
+@contextmanager
+def _labelled(sample: Sample, role: str):
+    """Prefix a video's error with the sample and the role of the video."""
+    try:
+        yield
+    except SampleError as err:
+        raise type(err)(err.reason, f"{sample.label}: {role} video: {err.message}", skip=err.skip) from None
 
 
 def decoder_threads(num_workers: int) -> int:

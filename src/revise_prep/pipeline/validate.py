@@ -17,7 +17,7 @@ import logging
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +162,9 @@ def check_video(file: str | os.PathLike[str], settings: FrameSettings, *, ar: bo
         except SampleError as err:
             base.update(ar_reason=err.reason, ar_message=err.message)
     rate = 0
-    try:  # read_clip's own rules, in its order
+    if settings.frame_buckets:  # usable when it serves the smallest count (a pair then shares one it serves)
+        settings = replace(settings, frame_num=min(settings.frame_buckets))
+    try:  # read_clip's own rules, in its order (no orientation check with buckets)
         rate = sampling_interval(file, info.num_frames, settings)
         h, w = info.display_size if settings.auto_rotate else (info.height, info.width)
         check_orientation(file, h, w, settings, rotation=rotation)
@@ -286,8 +288,10 @@ def write_report(result: ValidationResult, path: str | os.PathLike[str]) -> Path
 def format_table(result: ValidationResult) -> str:
     """Human summary: counts by outcome, then by reason (skip/fail reasons and warning codes)."""
     s = result.settings
-    lines = [f"{result.input}: {len(result.samples)} entries checked (frame_num {s.frame_num}, interval "
-             f"{s.interval}, skip {s.skip}, size {s.height}x{s.width})", "", f"{'outcome':<24}{'samples':>8}"]
+    frames = f"frame buckets {','.join(map(str, s.frame_buckets))}" if s.frame_buckets else f"frame_num {s.frame_num}"
+    size = f"buckets {','.join(f'{h}x{w}' for h, w in s.buckets)}" if s.buckets else f"size {s.height}x{s.width}"
+    lines = [f"{result.input}: {len(result.samples)} entries checked ({frames}, interval "
+             f"{s.interval}, skip {s.skip}, {size})", "", f"{'outcome':<24}{'samples':>8}"]
     status = result.by_status
     for name in ("ok", "warning", "skipped", "failed"):
         lines.append(f"{name:<24}{status.get(name, 0):>8}")

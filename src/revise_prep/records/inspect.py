@@ -10,6 +10,10 @@ import torch
 
 from revise_prep.records.reader import load_record
 from revise_prep.records.reports import read_list_paths
+from revise_prep.records.shapes import record_shape
+
+#: Tensors whose shape is the bucket's: ReViSE's collate stacks them, so one list must hold one shape of each.
+LATENT_KEYS = ("latent_feature", "latent_feature_tgt", "latent_features")
 
 
 def describe_value(value: Any) -> dict[str, Any]:
@@ -74,6 +78,7 @@ def inspect_list(list_file: str | Path) -> dict[str, Any]:
     problems: dict[str, list[str]] = {}
     unreadable: dict[str, str] = {}
     keysets: Counter = Counter()
+    buckets: Counter = Counter()
     paths = read_list_paths(list_file)
     for path in paths:
         try:
@@ -82,6 +87,9 @@ def inspect_list(list_file: str | Path) -> dict[str, Any]:
             unreadable[str(path)] = f"{type(err).__name__}: {err}"
             continue
         keysets[", ".join(k for k in info["keys"])] += 1
+        shape = record_shape(info["meta"])
+        if shape:
+            buckets[shape] += 1
         for key, field in info["fields"].items():
             if field.get("type") in ("tensor", "list"):
                 shapes.setdefault(key, Counter())[_shape_key(field)] += 1
@@ -94,7 +102,12 @@ def inspect_list(list_file: str | Path) -> dict[str, Any]:
     def pct(q: float) -> int | None:
         return lengths[min(len(lengths) - 1, int(q * len(lengths)))] if lengths else None
 
+    mixed = {k: len(shapes[k]) for k in LATENT_KEYS if len(shapes.get(k, ())) > 1}
+    warnings = [f"{key} has {n} different shapes in one list: ReViSE's training collate silently replaces the "
+                f"odd tensors of a batch by other samples' (train on the per-shape lists <stem>.FxHxW.txt, or "
+                f"with revise_prep.records.BucketBatchSampler)" for key, n in mixed.items()]
     return {"list_file": str(list_file), "records": len(paths), "readable": len(paths) - len(unreadable),
             "key_sets": dict(keysets), "shapes": {k: dict(v.most_common()) for k, v in shapes.items()},
+            "buckets": dict(sorted(buckets.items())), "warnings": warnings,
             "prompt_length": {"min": pct(0), "p50": pct(0.5), "p90": pct(0.9), "max": lengths[-1] if lengths else None},
             "problems": problems, "unreadable": unreadable}

@@ -33,7 +33,12 @@ def load_record(path: str | Path) -> dict[str, Any]:
     return record
 
 
+def load_training_sample(path: str | Path) -> dict[str, Any]:
+    """One record as the ReViSE training dataset sees it (safe load + its key handling)."""
+    return as_training_sample(load_record(path))
+
+
 def iter_dataset(list_file: str | Path) -> Iterator[dict[str, Any]]:
     """Yield every record of a list file as training sees it (relative paths resolve against the list's folder)."""
     for path in read_list_paths(list_file):
-        yield as_training_sample(load_record(path))
+        yield load_training_sample(path)

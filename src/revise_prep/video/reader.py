@@ -279,6 +279,8 @@ def check_orientation(path: str | os.PathLike[str], src_h: int, src_w: int, sett
     ``src_h``/``src_w``: the size the frames will have (displayed size when rotating); ``rotation`` (the
     quarter turn applied) only makes the message say so.
     """
+    if settings.buckets:  # each sample already got the bucket closest to its aspect
+        return
     if orientation_mismatch(src_h, src_w, settings.height, settings.width):
         turned = f" once rotated by {rotation} degrees (display matrix)" if rotation % 360 else ""
         raise VideoError(ORIENTATION_MISMATCH, f"{path}: video is {src_w}x{src_h} (WxH){turned}, target "
