@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 INSTALL_HINT = "--engine ray needs Ray Data: pip install 'revise-prep[ray]'"
 ENCODER_CPUS = 1  # CPUs an encoder actor reserves (besides its GPU share)
+DECODE_MEMORY = 512 * 1024 ** 2  # memory a decode task reserves (two 81x480x832 uint8 clips and their pickle)
 
 
 class StageFactory(Protocol):
@@ -211,12 +212,12 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
                 object_store_memory=engine.decoded_gb * 1024 ** 3)
             rows = [{"index": it.index, "item": pickle.dumps(it)} for it in todo]
             ds = ray.data.from_items(rows, override_num_blocks=len(rows))  # one item per task: work is pulled
-            # retried without limit when a worker or node dies; the explicit retry options also keep Ray from
-            # fusing the decode into the encoder actors (decoding stays on CPU tasks, anywhere in the cluster)
-            ds = ds.map(_Decode(factory.build(None), decode_timeout), num_cpus=1, max_retries=-1)
+            # Ray Data retries tasks and restarts actors (retrying their batch) without limit by default: a
+            # lost worker or node costs time, never a sample. The decode tasks' memory reservation also keeps
+            # Ray Data from fusing them into the encoder actors: decoding stays on CPU tasks, anywhere.
+            ds = ds.map(_Decode(factory.build(None), decode_timeout), num_cpus=1, memory=DECODE_MEMORY)
             ds = ds.map_batches(_Encoder, fn_constructor_kwargs={"factory": factory}, batch_size=1,
-                                compute=ActorPoolStrategy(min_size=1, max_size=actors),
-                                max_restarts=-1, max_task_retries=-1, **actor_args)
+                                compute=ActorPoolStrategy(min_size=1, max_size=actors), **actor_args)
             log.info("ray: %d sample(s) to do on up to %d encoder actor(s) (%s each)", len(todo), actors,
                      ", ".join(f"{k}={v:g}" for k, v in actor_args.items()))
             with tqdm(total=len(todo), unit="sample", disable=not progress, dynamic_ncols=True,
