@@ -62,7 +62,7 @@ def connect(settings: EngineSettings) -> bool:
     if ray.is_initialized():
         return False
     address = settings.ray_address or os.environ.get("RAY_ADDRESS") or None
-    ray.init(address=address, include_dashboard=False, log_to_driver=True, logging_level=logging.WARNING,
+    ray.init(address=address or "local", include_dashboard=False, log_to_driver=True, logging_level=logging.WARNING,
              configure_logging=False)
     log.info("ray: %s (%s)", "joined " + address if address else "started a local cluster",
              ", ".join(f"{k}={v:g}" for k, v in sorted(ray.cluster_resources().items()) if k in ("CPU", "GPU")))
