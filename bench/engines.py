@@ -9,7 +9,7 @@ loading and, for Ray, cluster start included), and Ray's start-up cost (``ray.in
 time to the first record). Both engines use 4 processes: 2 ranks x (1 encoder + 1 decoding worker) vs 2
 encoder actors + 2 decode task slots (a 4-CPU local cluster).
 
-    .venv/bin/python bench/engines.py [--pairs-per-size 4] [--out engines.md]
+    .venv/bin/python bench/engines.py [--pairs-per-size 4] [--out engines.md] [--quick]
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class TimedFactory:
         return Timed(self.inner.build(rank), self.log)
 
 
-def make_inputs(root: Path, per_size: int) -> Path:
+def make_inputs(root: Path, per_size: int, scale: int = 1) -> Path:
     """Pairs ordered 4K, 480p, 4K, 480p, ... then the 1080p ones: rank 0 of 2 gets the 4K pairs."""
     from revise_prep.testing.tiny_models import make_tiny_wan_release
     from revise_prep.testing.videos import make_video
@@ -74,7 +74,7 @@ def make_inputs(root: Path, per_size: int) -> Path:
     order = [s for _ in range(per_size) for s in ("4k", "480p")] + ["1080p"] * per_size
     pairs = []
     for i, size in enumerate(order):
-        w, h = SIZES[size]
+        w, h = (max(64, v // scale // 2 * 2) for v in SIZES[size])
         for role in ("src", "tgt"):
             make_video(root / "v" / f"{i}_{size}_{role}.mp4", frames=12, width=w, height=h, seed=i * 2 + (role == "tgt"))
         pairs.append({"source_video_path": f"v/{i}_{size}_src.mp4", "target_video_path": f"v/{i}_{size}_tgt.mp4",
@@ -154,6 +154,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs-per-size", type=int, default=4)
     p.add_argument("--out", help="also write the table to this markdown file")
+    p.add_argument("--quick", action="store_true", help="one pair per size, at a tenth of the sizes (a smoke run)")
     p.add_argument("--rank", type=int, help=argparse.SUPPRESS)
     p.add_argument("--world", type=int, help=argparse.SUPPRESS)
     p.add_argument("--root", help=argparse.SUPPRESS)
@@ -166,7 +167,7 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-engines-") as tmp:
         work = Path(tmp)
-        root = make_inputs(work / "data", args.pairs_per_size)
+        root = make_inputs(work / "data", 1 if args.quick else args.pairs_per_size, 10 if args.quick else 1)
         static = bench_static(root, work)
         ray_ = bench_ray(root, work)
         same = [Path(x).name for x in (work / "static" / "vae_features.txt").read_text().splitlines()] == \

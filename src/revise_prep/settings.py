@@ -51,7 +51,7 @@ class EngineSettings:
     name: str = "local"
     ray_address: str | None = None  # None: the cluster in RAY_ADDRESS, else a local one
     gpus_per_actor: float = 1.0  # GPUs of one encoder actor (CPU actors when the cluster has no GPU)
-    actors: int | None = None  # encoder actors at most (default: GPUs / gpus_per_actor, or CPUs / 4 without GPUs)
+    actors: int | None = None  # encoder actors (default: GPUs / gpus_per_actor, or CPUs / 4 without GPUs)
     decoded_gb: float = 4.0  # bound on decoded clips waiting in the object store (backpressure)
 
     def __post_init__(self) -> None:

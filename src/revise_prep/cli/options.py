@@ -102,7 +102,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ray-gpus-per-actor", type=float, default=d.gpus_per_actor,
                    help="GPUs per encoder actor (one actor per GPU by default; CPU actors without GPUs)")
     g.add_argument("--ray-actors", type=int, default=d.actors,
-                   help="encoder actors at most (default: GPUs / --ray-gpus-per-actor, or CPUs / 4)")
+                   help="encoder actors (default: GPUs / --ray-gpus-per-actor, or CPUs / 4 without GPUs)")
     g.add_argument("--ray-decoded-gb", type=float, default=d.decoded_gb,
                    help="bound on decoded clips held in the object store before the encoders take them")
 

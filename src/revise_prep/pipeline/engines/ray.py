@@ -216,9 +216,10 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
             # lost worker or node costs time, never a sample. The decode tasks' memory reservation also keeps
             # Ray Data from fusing them into the encoder actors: decoding stays on CPU tasks, anywhere.
             ds = ds.map(_Decode(factory.build(None), decode_timeout), num_cpus=1, memory=DECODE_MEMORY)
+            # a fixed pool (one actor per GPU): models load once per actor, and every GPU works from the start
             ds = ds.map_batches(_Encoder, fn_constructor_kwargs={"factory": factory}, batch_size=1,
-                                compute=ActorPoolStrategy(min_size=1, max_size=actors), **actor_args)
-            log.info("ray: %d sample(s) to do on up to %d encoder actor(s) (%s each)", len(todo), actors,
+                                compute=ActorPoolStrategy(size=actors), **actor_args)
+            log.info("ray: %d sample(s) to do on %d encoder actor(s) (%s each)", len(todo), actors,
                      ", ".join(f"{k}={v:g}" for k, v in actor_args.items()))
             with tqdm(total=len(todo), unit="sample", disable=not progress, dynamic_ncols=True,
                       desc=stage.step) as bar:
