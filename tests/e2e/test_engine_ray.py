@@ -33,7 +33,7 @@ MODELS = ["--vae-dtype", "float32", "--t5-dtype", "float32", "--text-len", "32",
 @pytest.fixture(scope="module")
 def ray_cluster():
     """One local cluster for the module (2 CPUs: one encoder actor, one decoding task at a time)."""
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", configure_logging=False)
+    ray.init(address="local", num_cpus=2, object_store_memory=256 * 1024 ** 2, include_dashboard=False, logging_level="WARNING", configure_logging=False)
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the fault injector below ships by value

@@ -117,7 +117,7 @@ def two_nodes(tmp_path):
     """A head (3 CPUs) and a second node (2 CPUs, env marks it), each a blocking ``ray start`` we stop ourselves."""
     port = free_port()
     address = f"127.0.0.1:{port}"
-    common = ["--block", "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
+    common = ["--block", "--disable-usage-stats", "--node-ip-address=127.0.0.1", "--object-store-memory=268435456"]
     log = tmp_path / "ray-nodes.log"
     with open(log, "w") as sink:
         head = subprocess.Popen([*RAY_CLI, "start", "--head", f"--port={port}", "--num-cpus=3",

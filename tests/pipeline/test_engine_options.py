@@ -34,7 +34,9 @@ def test_encoder_actors_per_gpu_or_cpu_share():
     assert encoder_resources(EngineSettings(), {"CPU": 64.0, "GPU": 8.0}) == ({"num_gpus": 1.0, "num_cpus": 1}, 8)
     assert encoder_resources(EngineSettings(gpus_per_actor=0.5), {"CPU": 64.0, "GPU": 8.0})[1] == 16
     assert encoder_resources(EngineSettings(), {"CPU": 16.0}) == ({"num_cpus": 1}, 4)
-    assert encoder_resources(EngineSettings(actors=2), {"CPU": 2.0}) == ({"num_cpus": 1}, 2)
+    assert encoder_resources(EngineSettings(actors=2), {"CPU": 3.0}) == ({"num_cpus": 1}, 2)
+    assert encoder_resources(EngineSettings(actors=2), {"CPU": 2.0})[1] == 1  # a CPU is left to decoding
+    assert encoder_resources(EngineSettings(actors=9), {"CPU": 64.0, "GPU": 8.0})[1] == 8  # what fits
 
 
 @pytest.mark.parametrize("command", ["vae", "ar", "run"])

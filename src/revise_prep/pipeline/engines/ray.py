@@ -72,14 +72,16 @@ def connect(settings: EngineSettings) -> bool:
 def encoder_resources(settings: EngineSettings, cluster: dict[str, float]) -> tuple[dict[str, float], int]:
     """(ray_remote_args of one encoder actor, how many actors at most): one per ``gpus_per_actor`` GPUs, or
     CPU actors (a quarter of the cluster's CPUs) when the cluster has no GPU."""
-    gpus = cluster.get("GPU", 0.0)
+    gpus, cpus = cluster.get("GPU", 0.0), cluster.get("CPU", 1.0)
     if gpus > 0:
         args = {"num_gpus": settings.gpus_per_actor, "num_cpus": ENCODER_CPUS}
-        most = max(1, int(gpus // settings.gpus_per_actor))
+        fit = most = max(1, int(gpus // settings.gpus_per_actor))
     else:
         args = {"num_cpus": ENCODER_CPUS}
-        most = max(1, int(cluster.get("CPU", 1.0) // 4))
-    return args, settings.actors or most
+        most, fit = max(1, int(cpus // 4)), max(1, int(cpus) - 1)  # one CPU is left to decoding
+    if settings.actors is not None and settings.actors > fit:
+        log.warning("ray: the cluster fits %d encoder actor(s), not %d; using %d", fit, settings.actors, fit)
+    return args, min(settings.actors or most, fit)
 
 
 def decode_safely(stage: Stage, item: WorkItem, timeout: float | None) -> Decoded:
