@@ -16,11 +16,13 @@ if ! "$VPY" -c "import torch" >/dev/null 2>&1; then
   echo "[revise-prep] installing ${REVISE_PREP_TORCH:-torch==2.13.0} (CPU build on this machine)" >&2
   "$VPY" -m pip install -q --disable-pip-version-check "${REVISE_PREP_TORCH:-torch==2.13.0}"
 fi
+# extras to install: test.sh adds "ray" (the Ray engine's tests); the base install works without it
+EXTRAS="${REVISE_PREP_EXTRAS:-test}"
 STAMP="$VENV/.revise-prep-installed"
-HASH="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+HASH="$( (cat "$ROOT/pyproject.toml"; echo "$EXTRAS") | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
   echo "[revise-prep] installing revise-prep and its dependencies" >&2
-  "$VPY" -m pip install -q --disable-pip-version-check -e "$ROOT[test]"
+  "$VPY" -m pip install -q --disable-pip-version-check -e "$ROOT[$EXTRAS]"
   echo "$HASH" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -73,6 +73,23 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class EngineSettings:
+    """Which engine runs a step: ``local`` (this process, or each torchrun/srun rank) or ``ray`` (a Ray cluster)."""
+
+    name: str = "local"
+    ray_address: str | None = None  # None: the cluster in RAY_ADDRESS, else a local one
+    gpus_per_actor: float = 1.0  # GPUs of one encoder actor (CPU actors when the cluster has no GPU)
+    actors: int | None = None  # encoder actors (default: GPUs / gpus_per_actor, or CPUs / 4 without GPUs)
+    decoded_gb: float = 4.0  # bound on decoded clips waiting in the object store (backpressure)
+
+    def __post_init__(self) -> None:
+        if self.name not in ("local", "ray"):
+            raise ValueError(f"engine must be 'local' or 'ray' (got {self.name!r})")
+        if self.gpus_per_actor <= 0 or (self.actors is not None and self.actors < 1) or self.decoded_gb <= 0:
+            raise ValueError("ray: gpus_per_actor and decoded_gb must be positive, actors at least 1")
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """One step's input, output and execution options."""
 
@@ -85,3 +102,4 @@ class RunSettings:
     decode_timeout: float = 300.0  # seconds one sample's decoding may take before it is failed
     record_format: str = "pickle"  # or "safetensors"
     progress: bool = True
+    engine: EngineSettings = EngineSettings()

@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 
+from revise_prep.cli import options
+
 log = logging.getLogger(__name__)
 
 TASKS = ("auto", "vid_edit", "vid_gen", "i2v_gen", "img_gen", "img_edit")
@@ -39,6 +41,7 @@ def register(sub) -> None:
     p.add_argument("--keep-mismatched", action="store_true",
                    help="keep existing records made with other settings instead of redoing them")
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    options.add_engine_options(p)
     p.set_defaults(func=run)
 
 
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
                           auto_rotate=args.auto_rotate, num_workers=args.num_workers,
                           decode_timeout=args.decode_timeout,
                           record_format=args.record_format,
-                          progress=args.progress)
+                          progress=args.progress, engine=options.engine_settings(args))
     summary = run_step2(settings, keep_mismatched=args.keep_mismatched)
     if summary is not None:
         log.info("summary: %s", json.dumps(summary["by_status"]))

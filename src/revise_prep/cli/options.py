@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from revise_prep.settings import FrameSettings, ModelSettings, RunSettings
+from revise_prep.settings import EngineSettings, FrameSettings, ModelSettings, RunSettings
 from revise_prep.video.buckets import PRESETS, parse_buckets, parse_frame_buckets
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -118,6 +118,28 @@ def add_run_options(p: argparse.ArgumentParser, *, input_flags: tuple[str, ...],
     g.add_argument("--decode-timeout", type=float, default=300.0,
                    help="seconds one sample's decoding may take before it is failed (a hanging decoder)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_engine_options(p)
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    d = EngineSettings()
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", choices=("local", "ray"), default=d.name,
+                   help="local: this process (or each torchrun/srun rank); ray: a Ray Data pipeline over a Ray "
+                        "cluster (pip install 'revise-prep[ray]')")
+    g.add_argument("--ray-address", default=d.ray_address,
+                   help="Ray cluster to join (default: $RAY_ADDRESS, else start a local one)")
+    g.add_argument("--ray-gpus-per-actor", type=float, default=d.gpus_per_actor,
+                   help="GPUs per encoder actor (one actor per GPU by default; CPU actors without GPUs)")
+    g.add_argument("--ray-actors", type=int, default=d.actors,
+                   help="encoder actors (default: GPUs / --ray-gpus-per-actor, or CPUs / 4 without GPUs)")
+    g.add_argument("--ray-decoded-gb", type=float, default=d.decoded_gb,
+                   help="bound on decoded clips held in the object store before the encoders take them")
+
+
+def engine_settings(args: argparse.Namespace) -> EngineSettings:
+    return EngineSettings(name=args.engine, ray_address=args.ray_address, gpus_per_actor=args.ray_gpus_per_actor,
+                          actors=args.ray_actors, decoded_gb=args.ray_decoded_gb)
 
 
 def run_settings(args: argparse.Namespace) -> RunSettings:
@@ -125,4 +147,4 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
                        num_workers=args.num_workers, min_prompt_len=args.min_prompt_len,
                        skip_bad_entries=args.skip_bad_entries, decode_timeout=args.decode_timeout,
                        record_format=args.record_format,
-                       progress=args.progress)
+                       progress=args.progress, engine=engine_settings(args))

@@ -132,6 +132,34 @@ class OnePassStage(Step1Stage):
         return record, extras
 
 
+@dataclass(frozen=True)
+class OnePassFactory:
+    """Builds the one-pass stage from settings, so that an engine's workers can load the models themselves."""
+
+    run: RunSettings
+    frames: FrameSettings
+    models: ModelSettings
+    ar: ArOptions
+    keep_intermediate: Path | None = None
+
+    def build(self, rank: RankInfo | None, loaded=None) -> OnePassStage:
+        """With the models loaded on ``rank``'s device (or ``loaded``), or without them when ``rank`` is None."""
+        if loaded is not None:
+            vae, t5, vila = loaded
+        elif rank is not None:
+            vae, t5 = load_step1_models(self.models, rank)
+            ar = self.ar
+            vila = load_ar_model(ArSettings(data_file="", result_folder=self.run.output_dir, model_path=ar.model_path,
+                                            dtype=ar.dtype, device=ar.device or self.models.device,
+                                            on_video_error=ar.on_video_error, all_frames=ar.all_frames), rank)
+        else:
+            vae = t5 = vila = None
+        stage = OnePassStage(self.frames, vae, t5, vila, self.ar, min_prompt_len=self.run.min_prompt_len,
+                             keep_intermediate=self.keep_intermediate)
+        stage.decoder_threads = decoder_threads(self.run.num_workers) if self.run.engine.name == "local" else 1
+        return stage
+
+
 def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, ar: ArOptions, *,
                 keep_intermediate: bool = False, rank: RankInfo | None = None, loaded=None,
                 keep_mismatched: bool = False) -> dict[str, Any] | None:
@@ -140,26 +168,31 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
     out = Path(run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     samples, problems = read_input(run)
-    if loaded is None:
-        vae, t5 = load_step1_models(models, rank)
-        ar_settings = ArSettings(data_file="", result_folder=str(out), model_path=ar.model_path, dtype=ar.dtype,
-                                 device=ar.device or models.device, on_video_error=ar.on_video_error,
-                                 all_frames=ar.all_frames)
-        vila = load_ar_model(ar_settings, rank)
-    else:
-        vae, t5, vila = loaded
     inter = out / INTERMEDIATE_DIR if keep_intermediate else None
+    factory = OnePassFactory(run, frames, models, ar, inter)
+    ray = run.engine.name == "ray"
+    if ray:
+        from revise_prep.pipeline.engines.ray import import_ray, run_stage_ray
+
+        import_ray()  # the install hint before anything is written
+        stage = None
+    else:
+        stage = factory.build(rank, loaded)
     if inter is not None:
         inter.mkdir(exist_ok=True)
-    stage = OnePassStage(frames, vae, t5, vila, ar, min_prompt_len=run.min_prompt_len, keep_intermediate=inter)
-    stage.decoder_threads = decoder_threads(run.num_workers)
     if rank.is_main:
         write_json(out / "config.json", {"step": "run", "run": asdict(run), "frames": asdict(frames),
                                          "models": asdict(models), "ar": asdict(ar),
-                                         "keep_intermediate": keep_intermediate, "world_size": rank.world_size})
-    summary = run_stage(stage, plan_items(samples, problems, out, suffix(run.record_format)), out, rank, num_workers=run.num_workers,
-                        progress=run.progress, keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout,
-                        describe=describe, pin_memory=vae.device.type == "cuda")
+                                         "keep_intermediate": keep_intermediate,
+                                         "world_size": 1 if ray else rank.world_size})
+    items = plan_items(samples, problems, out, suffix(run.record_format))
+    options = dict(progress=run.progress, keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout,
+                   describe=describe)
+    if ray:
+        summary = run_stage_ray(factory, items, out, run.engine, **options)
+    else:
+        summary = run_stage(stage, items, out, rank, num_workers=run.num_workers,
+                            pin_memory=stage.vae.device.type == "cuda", **options)
     if summary is not None and inter is not None:
         names = [Path(line).name for line in (out / LIST_NAME).read_text().splitlines()]
         write_list(inter / "vae_features.txt", [str((inter / n).resolve()) for n in names if (inter / n).exists()])

@@ -157,9 +157,21 @@ def run_stage(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, **
         return _run_locked(stage, items, out, rank, **options)
 
 
-def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *, num_workers: int = 2,
-                progress: bool = True, keep_mismatched: bool = False, decode_timeout: float | None = None,
-                pin_memory: bool = False, describe=lambda item: {}) -> dict[str, Any] | None:
+@dataclass
+class Plan:
+    """What the resume check left to do: the outcomes known already (pre-failed, resumed) and the items to do."""
+
+    outcomes: list[Outcome]
+    todo: list[WorkItem]
+    index: resume.DoneIndex  # records written now are appended here (closed by the caller)
+    sig: str
+    total: int
+
+
+def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *, keep_mismatched: bool = False,
+              describe=lambda item: {}) -> Plan:
+    """This rank's share after the resume check (shared by every engine): clean its temporaries, drop its
+    stale report, count valid records as resumed and return the rest to do."""
     mine = rank.shard(items)
     removed = clean_temporaries(out, {item.path.name for item in mine if item.path is not None})
     if removed:
@@ -167,7 +179,6 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
     part_path(out, rank.rank, rank.world_size).unlink(missing_ok=True)  # no stale report of ours gets merged
     signature = stage.signature()
     outcomes: list[Outcome] = []
-    lock = threading.Lock()
     todo: list[WorkItem] = []
     mismatched = 0
     index = resume.DoneIndex(out, rank.rank, rank.world_size)
@@ -201,6 +212,24 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
                     "(--keep-mismatched keeps them)", mismatched)
     log.info("rank %d/%d: %d sample(s), %d to do, %d already done", rank.rank, rank.world_size,
              len(mine), len(todo), sum(o.status == "resumed" for o in outcomes))
+    return Plan(outcomes, todo, index, sig, len(mine))
+
+
+def finish_run(stage: Stage, out: Path, rank: RankInfo, outcomes: list[Outcome], seconds: float) -> dict[str, Any] | None:
+    """Write this rank's report and merge the reports when every rank has finished (shared by every engine)."""
+    done = sum(o.status == "done" for o in outcomes)
+    log.info("rank %d: %d record(s) written in %.1f s (%.3f samples/s)", rank.rank, done, seconds,
+             done / seconds if seconds > 0 else 0.0)
+    write_part(out, rank.rank, rank.world_size, outcomes, {"seconds": seconds, "done": done})
+    return try_merge(out, rank.world_size, stage.list_name, {"step": stage.step})
+
+
+def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *, num_workers: int = 2,
+                progress: bool = True, keep_mismatched: bool = False, decode_timeout: float | None = None,
+                pin_memory: bool = False, describe=lambda item: {}) -> dict[str, Any] | None:
+    plan = plan_work(stage, items, out, rank, keep_mismatched=keep_mismatched, describe=describe)
+    outcomes, todo, index, sig = plan.outcomes, plan.todo, plan.index, plan.sig
+    lock = threading.Lock()
 
     def on_written(item: WorkItem | None, path: Path, error: BaseException | None) -> None:
         if item is None:  # an intermediate file: only its failure matters (the main record is written after it)
@@ -259,9 +288,4 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
             writer.close()
         finally:
             index.close()
-    seconds = time.perf_counter() - start
-    done = sum(o.status == "done" for o in outcomes)
-    log.info("rank %d: %d record(s) written in %.1f s (%.3f samples/s)", rank.rank, done, seconds,
-             done / seconds if seconds > 0 else 0.0)
-    write_part(out, rank.rank, rank.world_size, outcomes, {"seconds": seconds, "done": done})
-    return try_merge(out, rank.world_size, stage.list_name, {"step": stage.step})
+    return finish_run(stage, out, rank, outcomes, time.perf_counter() - start)

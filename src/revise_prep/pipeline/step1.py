@@ -231,6 +231,21 @@ def read_input(run: RunSettings):
     return samples, problems
 
 
+@dataclass(frozen=True)
+class Step1Factory:
+    """Builds the step-1 stage from settings, so that an engine's workers can load the models themselves."""
+
+    run: RunSettings
+    frames: FrameSettings
+    models: ModelSettings
+
+    def build(self, rank: RankInfo | None, loaded=None) -> Step1Stage:
+        """With the models loaded on ``rank``'s device (or ``loaded``), or without them when ``rank`` is None."""
+        vae, t5 = loaded or (load_step1_models(self.models, rank) if rank is not None else (None, None))
+        threads = decoder_threads(self.run.num_workers) if self.run.engine.name == "local" else 1
+        return Step1Stage(self.frames, vae, t5, min_prompt_len=self.run.min_prompt_len, decoder_threads=threads)
+
+
 def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *, rank: RankInfo | None = None,
               loaded=None, keep_mismatched: bool = False) -> dict[str, Any] | None:
     """Run step 1 for this process's share; returns the merged summary when this rank finished last."""
@@ -238,9 +253,11 @@ def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *,
     out = Path(run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     samples, problems = read_input(run)
+    factory = Step1Factory(run, frames, models)
+    if run.engine.name == "ray":
+        return _run_ray(factory, samples, problems, out, keep_mismatched)
     vae, t5 = loaded or load_step1_models(models, rank)
-    stage = Step1Stage(frames, vae, t5, min_prompt_len=run.min_prompt_len,
-                       decoder_threads=decoder_threads(run.num_workers))
+    stage = factory.build(rank, (vae, t5))
     if rank.is_main:
         write_json(out / "config.json", {"step": "vae", "run": asdict(run), "frames": asdict(frames),
                                          "models": asdict(models), "world_size": rank.world_size})
@@ -248,3 +265,16 @@ def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *,
     return run_stage(stage, items, out, rank, num_workers=run.num_workers, progress=run.progress,
                      keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout, describe=describe,
                      pin_memory=vae.device.type == "cuda")
+
+
+def _run_ray(factory: Step1Factory, samples, problems, out: Path, keep_mismatched: bool) -> dict[str, Any] | None:
+    """Step 1 on a Ray cluster (``--engine ray``): the same plan, records and reports as the local engine."""
+    from revise_prep.pipeline.engines.ray import import_ray, run_stage_ray
+
+    import_ray()  # the install hint before anything is written
+    run = factory.run
+    write_json(out / "config.json", {"step": "vae", "run": asdict(run), "frames": asdict(factory.frames),
+                                     "models": asdict(factory.models), "world_size": 1})
+    items = plan_items(samples, problems, out, suffix(run.record_format))
+    return run_stage_ray(factory, items, out, run.engine, progress=run.progress, keep_mismatched=keep_mismatched,
+                         decode_timeout=run.decode_timeout, describe=describe)

@@ -25,6 +25,7 @@ from revise_prep.records.reader import load_record
 from revise_prep.records.formats import suffix
 from revise_prep.records.reports import read_list_paths
 from revise_prep.records.schema import META_KEY, ar_record, missing_keys
+from revise_prep.settings import EngineSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class ArSettings:
     decode_timeout: float = 300.0
     record_format: str = "pickle"  # or "safetensors"
     progress: bool = True
+    engine: EngineSettings = EngineSettings()
 
 
 def step1_records(data_file: str | Path) -> list[Path]:
@@ -181,6 +183,19 @@ def load_ar_model(settings: ArSettings, rank: RankInfo):
                             on_video_error=settings.on_video_error, decode_all_frames=settings.all_frames)
 
 
+@dataclass(frozen=True)
+class Step2Factory:
+    """Builds the step-2 stage from settings, so that an engine's workers can load the model themselves."""
+
+    settings: ArSettings
+
+    def build(self, rank: RankInfo | None, model=None) -> Step2Stage:
+        """With the model loaded on ``rank``'s device (or ``model``), or without it when ``rank`` is None."""
+        if model is None and rank is not None:
+            model = load_ar_model(self.settings, rank)
+        return Step2Stage(self.settings, model)
+
+
 def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
               keep_mismatched: bool = False) -> dict[str, Any] | None:
     """Run step 2 for this process's share; returns the merged summary when this rank finished last.
@@ -192,14 +207,25 @@ def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
     out = Path(settings.result_folder)
     out.mkdir(parents=True, exist_ok=True)
     items = plan_items(step1_records(settings.data_file), out, suffix(settings.record_format))  # input errors before the model loads
+    if settings.engine.name == "ray":
+        from revise_prep.pipeline.engines.ray import import_ray, run_stage_ray
+
+        import_ray()
+        write_json(out / "config.json", {"step": "ar", "settings": asdict(settings), "world_size": 1})
+        return run_stage_ray(Step2Factory(settings), items, out, settings.engine, progress=settings.progress,
+                             keep_mismatched=keep_mismatched, decode_timeout=settings.decode_timeout,
+                             describe=describe)
     model = model or load_ar_model(settings, rank)
     if rank.is_main:
         write_json(out / "config.json", {"step": "ar", "settings": asdict(settings), "world_size": rank.world_size})
-    stage = Step2Stage(settings, model)
+    stage = Step2Factory(settings).build(rank, model)
     return run_stage(stage, items, out, rank, num_workers=settings.num_workers,
                      progress=settings.progress, keep_mismatched=keep_mismatched,
-                     decode_timeout=settings.decode_timeout,
-                     describe=lambda item: {"source": str(item.payload.record_path)})
+                     decode_timeout=settings.decode_timeout, describe=describe)
+
+
+def describe(item: WorkItem) -> dict[str, str]:
+    return {"source": str(item.payload.record_path)}
 
 
 __all__ = ["ArSettings", "IMAGE_TOKEN_INDEX", "Step2Stage", "run_step2", "step1_records"]

@@ -1,0 +1,252 @@
+"""The Ray engine: a Ray Data pipeline that decodes on CPU tasks anywhere and encodes on GPU (or CPU) actors.
+
+The driver plans exactly as the local engine (naming, duplicates and the resume check: ``plan_work``)
+and finishes exactly as it (``finish_run``: this run's report, then the merged list, failures and
+summary), as rank 0 of a world of 1, so a folder started with one engine resumes with the other.
+Between the two, every item to do is one row: a CPU task runs ``stage.decode`` (the stage ships
+without models), an encoder actor, which loads the models itself through the step's
+:class:`StageFactory`, runs ``stage.encode`` and writes the record atomically under its final name,
+and the driver collects one outcome per input index. A killed worker or node is redone by Ray's
+task and actor retries; a redone write replaces the same file with the same bytes, and an index
+reported twice is counted once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from revise_prep.errors import ENCODE_ERROR, WRITE_ERROR, InputError, SampleError
+from revise_prep.pipeline.dist import RankInfo
+from revise_prep.pipeline.locks import ShareLock
+from revise_prep.pipeline.runner import Decoded, Stage, WorkItem, _deadline, _failure, finish_run, plan_work
+from revise_prep.pipeline.writer import FATAL_ERRNOS, FatalWriteError
+from revise_prep.records.atomic import atomic_write_bytes, clean_temporaries
+from revise_prep.records.formats import serialize
+from revise_prep.records.reports import Outcome
+from revise_prep.settings import EngineSettings
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "--engine ray needs Ray Data: pip install 'revise-prep[ray]'"
+ENCODER_CPUS = 1  # CPUs an encoder actor reserves (besides its GPU share)
+DECODE_MEMORY = 512 * 1024 ** 2  # memory a decode task reserves (two 81x480x832 uint8 clips and their pickle)
+
+
+class StageFactory(Protocol):
+    """Builds a step's stage from settings: without models (``rank=None``, for decoding) or with its models
+    loaded on this process's device (inside an encoder actor). Must be picklable (small settings only)."""
+
+    def build(self, rank: RankInfo | None) -> Stage: ...
+
+
+def import_ray():
+    """``ray`` and ``ray.data``, or one line saying how to install them."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise InputError(INSTALL_HINT) from None
+    return ray
+
+
+def connect(settings: EngineSettings) -> bool:
+    """Join ``--ray-address`` (or RAY_ADDRESS) or start a local cluster; True when this call started Ray."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return False
+    address = settings.ray_address or os.environ.get("RAY_ADDRESS") or None
+    ray.init(address=address or "local", include_dashboard=False, log_to_driver=True, logging_level=logging.WARNING,
+             configure_logging=False)
+    log.info("ray: %s (%s)", "joined " + address if address else "started a local cluster",
+             ", ".join(f"{k}={v:g}" for k, v in sorted(ray.cluster_resources().items()) if k in ("CPU", "GPU")))
+    return True
+
+
+def encoder_resources(settings: EngineSettings, cluster: dict[str, float]) -> tuple[dict[str, float], int]:
+    """(ray_remote_args of one encoder actor, how many actors at most): one per ``gpus_per_actor`` GPUs, or
+    CPU actors (a quarter of the cluster's CPUs) when the cluster has no GPU."""
+    gpus, cpus = cluster.get("GPU", 0.0), cluster.get("CPU", 1.0)
+    if gpus > 0:
+        args = {"num_gpus": settings.gpus_per_actor, "num_cpus": ENCODER_CPUS}
+        fit = most = max(1, int(gpus // settings.gpus_per_actor))
+    else:
+        args = {"num_cpus": ENCODER_CPUS}
+        most, fit = max(1, int(cpus // 4)), max(1, int(cpus) - 1)  # one CPU is left to decoding
+    if settings.actors is not None and settings.actors > fit:
+        log.warning("ray: the cluster fits %d encoder actor(s), not %d; using %d", fit, settings.actors, fit)
+    return args, min(settings.actors or most, fit)
+
+
+def decode_safely(stage: Stage, item: WorkItem, timeout: float | None) -> Decoded:
+    """``stage.decode`` with the local engine's rules: anything it raises becomes the sample's failure."""
+    try:
+        with _deadline(timeout, item):
+            return stage.decode(item)
+    except SampleError as err:
+        return Decoded(item, error=err)
+    except Exception as err:  # noqa: BLE001 - one bad video must never stop the run
+        return Decoded(item, error=SampleError("decode_error", f"{type(err).__name__}: {err}"))
+
+
+class _Decode:
+    """Ray Data task body: one work item (pickled) -> its Decoded (pickled), on any node's CPUs."""
+
+    def __init__(self, stage: Stage, timeout: float | None) -> None:
+        self.stage = stage
+        self.timeout = timeout
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        torch.set_num_threads(1)
+        decoded = decode_safely(self.stage, pickle.loads(row["item"]), self.timeout)
+        return {"index": row["index"], "decoded": pickle.dumps(decoded, protocol=pickle.HIGHEST_PROTOCOL)}
+
+
+def encode_and_write(stage: Stage, decoded: Decoded, fsync: bool = True) -> dict[str, Any]:
+    """Encode one decoded sample and write its record(s) atomically; what happened, as a small dict."""
+    item = decoded.item
+    result: dict[str, Any] = {"index": item.index, "status": "done", "path": None, "notes": item.notes}
+    if decoded.error is not None:
+        return {**result, "status": "skipped" if decoded.error.skip else "failed", "error": decoded.error}
+    try:
+        record = stage.encode(decoded)
+    except SampleError as err:
+        return {**result, "status": "skipped" if err.skip else "failed", "error": err}
+    except Exception as err:  # noqa: BLE001 - record it, keep going
+        log.error("%s: encoding failed:\n%s", item.name, traceback.format_exc())
+        return {**result, "status": "failed", "error": SampleError(ENCODE_ERROR, f"{type(err).__name__}: {err}")}
+    extras = []
+    if isinstance(record, tuple):  # (record, [(path, intermediate record), ...]) written before it
+        record, extras = record
+    try:
+        for path, extra in extras:
+            try:
+                atomic_write_bytes(path, serialize(extra, path), fsync=fsync)
+            except OSError as err:
+                if err.errno in FATAL_ERRNOS:
+                    raise
+                log.error("cannot write %s: %s", path, err)
+        atomic_write_bytes(item.path, serialize(record, item.path), fsync=fsync)
+    except OSError as err:
+        if err.errno in FATAL_ERRNOS:
+            return {**result, "status": "fatal", "message": f"cannot write {item.path}: {err.strerror} (free "
+                    "space / fix permissions, then re-run the same command to resume)"}
+        return {**result, "status": "failed", "error": SampleError(WRITE_ERROR, f"cannot write {item.path}: {err}")}
+    except Exception as err:  # noqa: BLE001 - a bad record must not stop the others
+        return {**result, "status": "failed", "error": SampleError(WRITE_ERROR, f"cannot write {item.path}: {err}")}
+    return {**result, "path": str(item.path)}
+
+
+class _Encoder:
+    """Ray Data actor: loads the step's models once (on its GPU, or the CPU), then encodes and writes batches."""
+
+    def __init__(self, factory: StageFactory) -> None:
+        self.stage = factory.build(RankInfo())  # Ray gives the actor its GPU(s) as cuda:0..
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        decoded = [pickle.loads(blob) for blob in batch["decoded"]]
+        if hasattr(self.stage, "prepare"):  # e.g. step 1 batches this batch's prompts through umT5
+            self.stage.prepare([d.item for d in decoded if d.error is None])
+        results = [encode_and_write(self.stage, d) for d in decoded]
+        return {"index": np.asarray(batch["index"]),
+                "result": np.array([pickle.dumps(r) for r in results], dtype=object)}
+
+
+def _signature(factory: StageFactory) -> dict[str, Any]:
+    return factory.build(RankInfo()).signature()
+
+
+def _outcome(item: WorkItem, result: dict[str, Any], describe) -> Outcome:
+    item.notes.update(result["notes"])  # e.g. prompt_truncated_from, set while encoding
+    if result["status"] == "done":
+        return Outcome(index=item.index, name=item.name, status="done", path=result["path"], **describe(item))
+    return _failure(item, result["error"], describe(item))
+
+
+def run_stage_ray(factory: StageFactory, items: list[WorkItem], out: Path, engine: EngineSettings, *,
+                  progress: bool = True, keep_mismatched: bool = False, decode_timeout: float | None = None,
+                  describe: Callable[[WorkItem], dict] = lambda item: {}) -> dict[str, Any] | None:
+    """Process every item of ``items`` into ``out`` on a Ray cluster; returns the merged summary."""
+    ray = import_ray()
+    started = connect(engine)
+    out.mkdir(parents=True, exist_ok=True)
+    rank = RankInfo()  # the driver is the whole world: one report, merged at once
+    try:
+        with ShareLock(out, rank.rank, rank.world_size):
+            return _run(ray, factory, items, out, engine, progress=progress, keep_mismatched=keep_mismatched,
+                        decode_timeout=decode_timeout, describe=describe)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: EngineSettings, *, progress: bool,
+         keep_mismatched: bool, decode_timeout: float | None, describe) -> dict[str, Any] | None:
+    from ray.data import ActorPoolStrategy, DataContext
+    from tqdm.auto import tqdm
+
+    rank = RankInfo()
+    actor_args, actors = encoder_resources(engine, ray.cluster_resources())
+    start = time.perf_counter()
+    # the signature needs the models' identifiers: one task with an encoder's resources builds the stage
+    signature = ray.get(ray.remote(**actor_args)(_signature).remote(factory))
+    stage = factory.build(None)
+    stage.signature = lambda: signature  # the driver's stage has no models; resume checks this signature
+    plan = plan_work(stage, items, out, rank, keep_mismatched=keep_mismatched, describe=describe)
+    outcomes, todo = plan.outcomes, plan.todo
+    by_index = {item.index: item for item in todo}
+    got: dict[int, Outcome] = {}
+    try:
+        if todo:
+            ctx = DataContext.get_current()
+            ctx.enable_progress_bars = False
+            ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
+                object_store_memory=engine.decoded_gb * 1024 ** 3)
+            rows = [{"index": it.index, "item": pickle.dumps(it)} for it in todo]
+            ds = ray.data.from_items(rows, override_num_blocks=len(rows))  # one item per task: work is pulled
+            # Ray Data retries tasks and restarts actors (retrying their batch) without limit by default: a
+            # lost worker or node costs time, never a sample. The decode tasks' memory reservation also keeps
+            # Ray Data from fusing them into the encoder actors: decoding stays on CPU tasks, anywhere.
+            ds = ds.map(_Decode(factory.build(None), decode_timeout), num_cpus=1, memory=DECODE_MEMORY)
+            # a fixed pool (one actor per GPU): models load once per actor, and every GPU works from the start
+            ds = ds.map_batches(_Encoder, fn_constructor_kwargs={"factory": factory}, batch_size=1,
+                                compute=ActorPoolStrategy(size=actors), **actor_args)
+            log.info("ray: %d sample(s) to do on %d encoder actor(s) (%s each)", len(todo), actors,
+                     ", ".join(f"{k}={v:g}" for k, v in actor_args.items()))
+            with tqdm(total=len(todo), unit="sample", disable=not progress, dynamic_ncols=True,
+                      desc=stage.step) as bar:
+                for row in ds.iter_rows():
+                    result = pickle.loads(row["result"])
+                    index = int(row["index"])
+                    if index in got:  # a retried task reported it again: same file, counted once
+                        continue
+                    if result["status"] == "fatal":
+                        raise FatalWriteError(result["message"])
+                    item = by_index[index]
+                    got[index] = _outcome(item, result, describe)
+                    if got[index].status == "done":
+                        plan.index.add(item.path, plan.sig)
+                    else:
+                        log.warning("%s: %s: %s", item.name or index, got[index].reason, got[index].message)
+                    bar.update(1)
+    finally:
+        plan.index.close()
+        clean_temporaries(out, {it.path.name for it in todo})  # a killed actor's half-written temporary
+    missing = sorted(set(by_index) - set(got))
+    if missing:
+        raise RuntimeError(f"ray: no result for sample(s) {missing[:10]}; re-run the same command to resume")
+    return finish_run(stage, out, rank, outcomes + list(got.values()), time.perf_counter() - start)
+
+
+__all__ = ["INSTALL_HINT", "StageFactory", "connect", "decode_safely", "encode_and_write", "import_ray",
+           "run_stage_ray"]

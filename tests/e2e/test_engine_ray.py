@@ -1,0 +1,192 @@
+"""``--engine ray``: the same records (bit for bit), failures and reports as the local engine, resume across
+engines, and exactly once when a worker is killed while encoding. One local Ray cluster (2 CPUs) for the module."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ray = pytest.importorskip("ray", reason="the Ray engine needs the [ray] extra (pip install 'revise-prep[ray]')")
+pytest.importorskip("ray.data", reason="the Ray engine needs Ray Data (pip install 'revise-prep[ray]')")
+
+from revise_prep.cli import main  # noqa: E402
+from revise_prep.pipeline.dist import RankInfo  # noqa: E402
+from revise_prep.pipeline.engines.ray import run_stage_ray  # noqa: E402
+from revise_prep.pipeline.step1 import Step1Factory, describe, plan_items, read_input, run_step1  # noqa: E402
+from revise_prep.records import load_record  # noqa: E402
+from revise_prep.records.atomic import TMP_PREFIX  # noqa: E402
+from revise_prep.settings import EngineSettings, FrameSettings, ModelSettings, RunSettings  # noqa: E402
+from revise_prep.testing.tiny_vila import make_tiny_vila  # noqa: E402
+
+from .conftest import FRAMES  # noqa: E402
+
+MODELS = ["--vae-dtype", "float32", "--t5-dtype", "float32", "--text-len", "32", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local cluster for the module (2 CPUs: one encoder actor, one decoding task at a time)."""
+    ray.init(address="local", num_cpus=2, object_store_memory=256 * 1024 ** 2, include_dashboard=False, logging_level="WARNING", configure_logging=False)
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the fault injector below ships by value
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def vila(tmp_path_factory) -> Path:
+    return make_tiny_vila(tmp_path_factory.mktemp("vila") / "tiny_vila")
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory, ray_cluster, dataset, wan_release, vila) -> Path:
+    """vae, ar (both on the local engine's step-1 records) and run, once per engine."""
+    root = tmp_path_factory.mktemp("engines")
+    common = ["--input", str(dataset / "pairs.json"), "--video-root", str(dataset), "--ckpt-dir", str(wan_release),
+              *MODELS, *FRAMES, "--num-workers", "0", "--no-progress"]
+    for engine in ("local", "ray"):
+        e = ["--engine", engine]
+        assert main(["vae", *common, *e, "--output-dir", str(root / engine / "vae")]) == 0
+        assert main(["ar", "--data-file", str(root / "local" / "vae" / "vae_features.txt"), "--model-path", str(vila),
+                     "--result-folder", str(root / engine / "ar"), "--video-root", str(dataset), "--device", "cpu",
+                     "--num-workers", "0", "--no-progress", *e]) == 0
+        assert main(["run", *common, *e, "--model-path", str(vila), "--output-dir", str(root / engine / "run"),
+                     "--keep-intermediate"]) == 0
+    return root
+
+
+def same_value(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and set(a) == set(b) and all(same_value(a[k], b[k]) for k in a)
+    return a == b
+
+
+def assert_same_folder(a: Path, b: Path, list_name: str, count: int, resumed: int = 0) -> None:
+    """Same list (names, order), same records key for key (tensors bit for bit, meta too), same failures."""
+    la, lb = (a / list_name).read_text().splitlines(), (b / list_name).read_text().splitlines()
+    assert [Path(p).name for p in la] == [Path(p).name for p in lb] and len(la) == count
+    assert all(Path(p).parent == b.resolve() for p in lb)
+    for pa, pb in zip(la, lb):
+        ra, rb = load_record(pa), load_record(pb)
+        assert set(ra) == set(rb), pb
+        for key in ra:
+            assert same_value(ra[key], rb[key]), (pb, key)
+    assert (a / "failures.jsonl").read_text() == (b / "failures.jsonl").read_text()
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+    if resumed:
+        sa["by_status"]["done"] -= resumed
+        sa["by_status"]["resumed"] = resumed
+    assert sa["by_status"] == sb["by_status"]
+    assert not list(b.glob(TMP_PREFIX + "*"))
+
+
+@pytest.mark.parametrize("step, list_name, count", [("vae", "vae_features.txt", 4), ("ar", "ar_features.txt", 4),
+                                                    ("run", "train_list.txt", 4)])
+def test_ray_records_equal_local(outputs, step, list_name, count):
+    assert_same_folder(outputs / "local" / step, outputs / "ray" / step, list_name, count)
+    assert json.loads((outputs / "ray" / step / "summary.json").read_text())["world_size"] == 1
+    config = json.loads((outputs / "ray" / step / "config.json").read_text())
+    engine = (config.get("run") or config.get("settings"))["engine"]
+    assert engine["name"] == "ray"
+
+
+def test_ray_keeps_intermediate_records(outputs):
+    a = (outputs / "local" / "run" / "vae_features" / "vae_features.txt").read_text().splitlines()
+    b = (outputs / "ray" / "run" / "vae_features" / "vae_features.txt").read_text().splitlines()
+    assert [Path(p).name for p in a] == [Path(p).name for p in b] and len(b) == 4
+    for pa, pb in zip(a, b):
+        assert same_value(load_record(pa), load_record(pb))
+
+
+def settings(dataset: Path, wan_release: Path, out: Path, engine: str = "local"):
+    run = RunSettings(input=str(dataset / "pairs.json"), output_dir=str(out), video_root=str(dataset),
+                      num_workers=0, progress=False, engine=EngineSettings(name=engine))
+    frames = FrameSettings(frame_num=5, interval=2, height=32, width=48)
+    models = ModelSettings(ckpt_dir=str(wan_release), vae_dtype="float32", t5_dtype="float32", text_len=32,
+                           device="cpu")
+    return run, frames, models
+
+
+def records(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.pkl")}
+
+
+def test_resume_across_engines(outputs, tmp_path, dataset, wan_release):
+    """A local folder finishes under Ray, and a Ray folder under two torchrun-style ranks: only the missing
+    record is made, the others are kept untouched, and the result equals a full run."""
+    reference = outputs / "local" / "vae"
+    for first, second in (("local", "ray"), ("ray", "local")):
+        out = tmp_path / f"{first}-then-{second}"
+        shutil.copytree(outputs / first / "vae", out)
+        before = records(out)
+        gone = sorted(before)[1]
+        (out / gone).unlink()
+        run, frames, models = settings(dataset, wan_release, out, second)
+        if second == "ray":
+            summary = run_step1(run, frames, models)
+        else:
+            assert run_step1(run, frames, models, rank=RankInfo(0, 2, 0)) is None  # waits for rank 1
+            summary = run_step1(run, frames, models, rank=RankInfo(1, 2, 0))
+        assert summary["by_status"]["done"] == 1 and summary["by_status"]["resumed"] == 3
+        after = records(out)
+        assert set(after) == set(before)
+        assert {n: t for n, t in after.items() if n != gone} == {n: t for n, t in before.items() if n != gone}
+        assert_same_folder(reference, out, "vae_features.txt", 4, resumed=3)
+
+
+class KillWhileEncoding:
+    """A step-1 factory whose first encoder, once the VAE and umT5 have run, kills its own Ray worker process
+    (SIGKILL, before the record is written); the marker file makes it happen once in the whole run."""
+
+    def __init__(self, inner: Step1Factory, marker: Path) -> None:
+        self.inner = inner
+        self.marker = marker
+
+    def build(self, rank):
+        stage = self.inner.build(rank)
+        if rank is None:
+            return stage
+        encode, marker = stage.encode, self.marker
+
+        def encode_then_die(decoded):
+            record = encode(decoded)
+            try:
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return record
+            os.write(fd, f"{os.getpid()} {decoded.item.name}".encode())
+            os.close(fd)
+            os.kill(os.getpid(), signal.SIGKILL)
+            return record
+
+        stage.encode = encode_then_die
+        return stage
+
+
+def test_worker_killed_while_encoding_redoes_its_sample_once(outputs, tmp_path, dataset, wan_release):
+    out = tmp_path / "killed"
+    out.mkdir()
+    run, frames, models = settings(dataset, wan_release, out, "ray")
+    samples, problems = read_input(run)
+    items = plan_items(samples, problems, out)
+    marker = tmp_path / "killed-once"
+    summary = run_stage_ray(KillWhileEncoding(Step1Factory(run, frames, models), marker), items, out, run.engine,
+                            progress=False, describe=describe)
+    pid, name = marker.read_text().split()
+    assert int(pid) != os.getpid() and (out / f"{name}.pkl").exists()  # the killed sample was redone elsewhere
+    assert summary["by_status"]["done"] == 4
+    listed = (out / "vae_features.txt").read_text().splitlines()
+    assert len(listed) == len(set(listed)) == 4
+    assert_same_folder(outputs / "local" / "vae", out, "vae_features.txt", 4)
