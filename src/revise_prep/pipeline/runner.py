@@ -166,6 +166,7 @@ class Plan:
     index: resume.DoneIndex  # records written now are appended here (closed by the caller)
     sig: str
     total: int
+    shapes: dict[int, str | None] = field(default_factory=dict)  # bucket shape of each record resumed or written
 
 
 def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *, keep_mismatched: bool = False,
@@ -212,7 +213,7 @@ def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *,
                     "(--keep-mismatched keeps them)", mismatched)
     log.info("rank %d/%d: %d sample(s), %d to do, %d already done", rank.rank, rank.world_size,
              len(mine), len(todo), sum(o.status == "resumed" for o in outcomes))
-    return Plan(outcomes, todo, index, sig, len(mine))
+    return Plan(outcomes, todo, index, sig, len(mine), shapes)
 
 
 def finish_run(stage: Stage, out: Path, rank: RankInfo, outcomes: list[Outcome], seconds: float) -> dict[str, Any] | None:
@@ -228,7 +229,7 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
                 progress: bool = True, keep_mismatched: bool = False, decode_timeout: float | None = None,
                 pin_memory: bool = False, describe=lambda item: {}) -> dict[str, Any] | None:
     plan = plan_work(stage, items, out, rank, keep_mismatched=keep_mismatched, describe=describe)
-    outcomes, todo, index, sig = plan.outcomes, plan.todo, plan.index, plan.sig
+    outcomes, todo, index, sig, shapes = plan.outcomes, plan.todo, plan.index, plan.sig, plan.shapes
     lock = threading.Lock()
 
     def on_written(item: WorkItem | None, path: Path, error: BaseException | None) -> None:

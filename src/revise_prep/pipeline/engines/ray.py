@@ -25,11 +25,13 @@ from typing import Any, Protocol
 from revise_prep.errors import ENCODE_ERROR, WRITE_ERROR, InputError, SampleError
 from revise_prep.pipeline.dist import RankInfo
 from revise_prep.pipeline.locks import ShareLock
-from revise_prep.pipeline.runner import Decoded, Stage, WorkItem, _deadline, _failure, finish_run, plan_work
+from revise_prep.pipeline.runner import (Decoded, Stage, WorkItem, _deadline, _failure, _with_shape, finish_run,
+                                         plan_work)
 from revise_prep.pipeline.writer import FATAL_ERRNOS, FatalWriteError
 from revise_prep.records.atomic import atomic_write_bytes, clean_temporaries
 from revise_prep.records.formats import serialize
 from revise_prep.records.reports import Outcome
+from revise_prep.records.shapes import record_shape
 from revise_prep.settings import EngineSettings
 
 log = logging.getLogger(__name__)
@@ -142,7 +144,7 @@ def encode_and_write(stage: Stage, decoded: Decoded, fsync: bool = True) -> dict
         return {**result, "status": "failed", "error": SampleError(WRITE_ERROR, f"cannot write {item.path}: {err}")}
     except Exception as err:  # noqa: BLE001 - a bad record must not stop the others
         return {**result, "status": "failed", "error": SampleError(WRITE_ERROR, f"cannot write {item.path}: {err}")}
-    return {**result, "path": str(item.path)}
+    return {**result, "path": str(item.path), "shape": record_shape(record)}
 
 
 class _Encoder:
@@ -169,7 +171,8 @@ def _signature(factory: StageFactory) -> dict[str, Any]:
 def _outcome(item: WorkItem, result: dict[str, Any], describe) -> Outcome:
     item.notes.update(result["notes"])  # e.g. prompt_truncated_from, set while encoding
     if result["status"] == "done":
-        return Outcome(index=item.index, name=item.name, status="done", path=result["path"], **describe(item))
+        return _with_shape(Outcome(index=item.index, name=item.name, status="done", path=result["path"],
+                                   **describe(item)), result.get("shape"))
     return _failure(item, result["error"], describe(item))
 
 
@@ -235,7 +238,7 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
                     item = by_index[index]
                     got[index] = _outcome(item, result, describe)
                     if got[index].status == "done":
-                        plan.index.add(item.path, plan.sig)
+                        plan.index.add(item.path, plan.sig, result.get("shape"))
                     else:
                         log.warning("%s: %s: %s", item.name or index, got[index].reason, got[index].message)
                     bar.update(1)
