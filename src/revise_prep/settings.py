@@ -57,3 +57,5 @@ class RunSettings:
     decode_timeout: float = 300.0  # seconds one sample's decoding may take before it is failed
     record_format: str = "pickle"  # or "safetensors"
     progress: bool = True
+    relative_paths: bool = False  # list file lines relative to its folder instead of absolute
+    progress_interval: float = 30.0  # seconds between progress lines when stderr is not a terminal

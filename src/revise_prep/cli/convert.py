@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 def register(sub) -> None:
     p = sub.add_parser("convert", help="convert records between pickle and safetensors", description=__doc__)
     p.add_argument("input", help="a record, a folder of records or a list file")
-    p.add_argument("--to", required=True, choices=("pickle", "safetensors"))
+    p.add_argument("--to", required=True, choices=("pickle", "safetensors"), help="the format to write")
     p.add_argument("--output-dir", help="where converted records go (default: beside each input)")
     p.set_defaults(func=run)
 
