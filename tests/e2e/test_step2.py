@@ -219,7 +219,7 @@ def original(tmp_path_factory) -> Path:
 
 def test_original_records_default_fails_bad_videos(original, vila_dir, vila, tmp_path):
     out = tmp_path / "strict"
-    cli(*ar_args(original / "step1", out, vila_dir, original, "--num-workers", "2"))
+    cli(*ar_args(original / "step1", out, vila_dir, original, "--num-workers", "2"), status=4)
     assert sorted(p.stem for p in listed(out)) == ["caption", "good"]
     fails = failures(out)
     assert {k: v["reason"] for k, v in fails.items()} == {"cut": "decode_error", "garbage": "cannot_open",

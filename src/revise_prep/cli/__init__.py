@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(verbose: bool) -> None:
+    if not sys.stderr.isatty():  # a batch job's log: no progress bars from the hub or transformers either
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("urllib3", "filelock", "huggingface_hub", "PIL", "httpx"):
