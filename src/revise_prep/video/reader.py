@@ -296,7 +296,7 @@ def _read_clip_open(container: av.container.InputContainer, stream: av.video.str
     total = info.num_frames
     rate = sampling_interval(path, total, settings)
     if rate != settings.interval:
-        log.info("%s: %d frames, interval lowered %d -> %d", path, total, settings.interval, rate)
+        log.debug("%s: %d frames, interval lowered %d -> %d", path, total, settings.interval, rate)
     if auto_rotate and not info.rotation:
         info = replace(info, rotation=probe_video(path, method="metadata", read_rotation=True).rotation)
     check_orientation(path, *(info.display_size if auto_rotate else (info.height, info.width)), settings)
