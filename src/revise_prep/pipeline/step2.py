@@ -22,7 +22,7 @@ from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.progress import Notices
 from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage, stage_layout
 from revise_prep.records.atomic import TMP_PREFIX
-from revise_prep.records.layout import absolute, sidecar_of
+from revise_prep.records.layout import SIDECAR_SUFFIX, absolute, sidecar_of
 from revise_prep.records.naming import name_budget, writable_name
 from revise_prep.records.reader import load_record
 from revise_prep.records.formats import suffix
@@ -65,6 +65,9 @@ def step1_records(data_file: str | Path) -> list[Path]:
     if moved is not None and moved.is_file():
         log.info("--data-file %s: reading %s (step-1 reports now live beside the records)", path, moved)
         path = moved
+    if path.is_dir() and path.name.endswith(SIDECAR_SUFFIX):
+        raise InputError(f"--data-file {path}: the reports folder of a step-1 run; pass its records folder "
+                         f"({path.name.removesuffix(SIDECAR_SUFFIX)}) or the list file in it")
     if path.is_dir():
         return sorted(p for p in path.iterdir() if p.suffix in (".pkl", ".safetensors")
                       and not p.name.startswith(TMP_PREFIX))
