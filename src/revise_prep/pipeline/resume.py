@@ -19,8 +19,11 @@ VALID, MISSING, INVALID, MISMATCHED = "valid", "missing", "invalid", "mismatched
 
 def check_record(path: Path, step: str, settings: dict[str, Any]) -> tuple[str, str]:
     """Return (state, detail): valid / missing / invalid (unreadable, truncated) / mismatched (other settings)."""
-    if not path.exists():
-        return MISSING, ""
+    try:
+        if not path.exists():
+            return MISSING, ""
+    except OSError as err:  # e.g. a name the filesystem refuses: the write reports it for this sample only
+        return MISSING, str(err)
     try:
         record = load_record(path)
     except Exception as err:  # noqa: BLE001 - any unreadable file is simply redone
