@@ -84,3 +84,17 @@ def test_broken_pipe_is_quiet(tmp_path):
     proc.stdout.close()  # `| head` that has already gone
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == st.BROKEN_PIPE and b"Traceback" not in err, err.decode()
+
+
+def test_ar_input_detection(tmp_path):
+    from revise_prep.errors import InputError
+    from revise_prep.pipeline.step2 import step1_records
+
+    (tmp_path / "pairs.jsonl").write_text('{"source_video_path": "a.mp4", "target_video_path": "b.mp4"}\n')
+    with pytest.raises(InputError, match="JSON input list"):
+        step1_records(tmp_path / "pairs.jsonl")
+    (tmp_path / "list.txt").write_text("[clip].pkl\n")  # a list file whose record name starts with a bracket
+    assert step1_records(tmp_path / "list.txt") == [tmp_path / "[clip].pkl"]
+    (tmp_path / "out.revise-prep").mkdir()
+    with pytest.raises(InputError, match="reports folder"):
+        step1_records(tmp_path / "out.revise-prep")

@@ -7,6 +7,7 @@ main process only runs the model. Input records may be ours or the original step
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ def step1_records(data_file: str | Path) -> list[Path]:
                 head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
         except OSError as err:
             raise InputError(f"--data-file {path}: cannot read: {err.strerror or err}") from err
-        if head[:1] in (b"[", b"{"):
+        if re.match(rb"[\[{]\s*[\[{\"\]}]", head):  # JSON / JSON Lines, not a line like "[clip].pkl"
             raise InputError(f"--data-file {path}: this is a JSON input list (edit pairs or captions), not step-1 "
                              "records; run `revise-prep vae` on it first (or `revise-prep run` for both steps), "
                              "then pass its output folder or list file here")
