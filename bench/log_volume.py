@@ -79,10 +79,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, default=100)
     ap.add_argument("--entries", type=int, default=100_000)
-    ap.add_argument("--quick", action="store_true", help="10 pairs and 2,000 entries (smoke test)")
+    ap.add_argument("--quick", action="store_true", help="4 pairs and 2,000 entries (smoke test)")
     ap.add_argument("--out", help="write the table (markdown) to this file")
     args = ap.parse_args()
-    pairs, entries = (10, 2000) if args.quick else (args.pairs, args.entries)
+    pairs, entries = (4, 2000) if args.quick else (args.pairs, args.entries)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "run").mkdir()
