@@ -56,7 +56,7 @@ def main() -> None:
     for r in range(repeats):
         t = time.perf_counter()
         s1 = run_step1(run_settings(root / f"vae{r}"), frames, models)
-        s2 = run_step2(ArSettings(data_file=str(root / f"vae{r}" / "vae_features.txt"), result_folder=str(root / f"ar{r}"),
+        s2 = run_step2(ArSettings(data_file=str(root / f"vae{r}"), result_folder=str(root / f"ar{r}"),
                              model_path=str(vila), video_root=str(root), dtype="float16", device="cpu",
                              num_workers=args.workers,
                              progress=False))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 
 class SampleError(Exception):
     """A sample cannot be turned into a record.
@@ -30,6 +32,21 @@ class VideoError(SampleError):
 
 class InputError(ValueError):
     """A malformed input file (JSON list, list file); raised before any work starts."""
+
+
+class FolderBusyError(RuntimeError):
+    """Another live process is writing the same share of this output folder."""
+
+
+@contextmanager
+def loading(what: str, source: object):
+    """Turn a checkpoint that cannot be loaded (missing, wrong layout, wrong device) into one clear line."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as err:
+        raise InputError(f"cannot load {what} from {source}: {type(err).__name__}: {err}") from err
 
 
 # Reason codes (kept in one place so reports and tests agree).

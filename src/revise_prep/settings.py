@@ -103,3 +103,5 @@ class RunSettings:
     record_format: str = "pickle"  # or "safetensors"
     progress: bool = True
     engine: EngineSettings = EngineSettings()
+    relative_paths: bool = False  # list file lines relative to its folder instead of absolute
+    progress_interval: float = 30.0  # seconds between progress lines when stderr is not a terminal

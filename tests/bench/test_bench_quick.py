@@ -55,3 +55,10 @@ def test_bench_precision_quick(tmp_path):
 def test_bench_skipping_quick(tmp_path):
     text = _run("skipping", tmp_path)
     assert "step 1" in text and "step 2" in text and "| NO |" not in text
+
+
+def test_bench_log_volume_quick(tmp_path):
+    text = _run("log_volume", tmp_path)
+    rows = [line for line in text.splitlines() if line.startswith("| `vae`") or line.startswith("| planning")]
+    assert len(rows) == 2 and "exit 0" in rows[0]
+    assert int(rows[1].split("|")[2]) < 20  # 2,000 entries, 1,995 renamed: a handful of lines, not one each

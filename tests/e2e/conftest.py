@@ -56,11 +56,13 @@ def dataset(tmp_path_factory) -> Path:
     return root
 
 
-def cli(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``python -m revise_prep`` in a subprocess, as a user would."""
+def cli(*args: str, env: dict | None = None, check: bool = True, status: int = 0,
+        cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m revise_prep`` in a subprocess, as a user would; with ``check``, its exit status must be
+    ``status`` (4: some samples failed, see README "Exit status")."""
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "revise_prep", *args], capture_output=True, text=True, env=full_env,
-                          timeout=600)
-    if check and proc.returncode != 0:
+                          timeout=600, cwd=cwd)
+    if check and proc.returncode != status:
         raise AssertionError(f"revise-prep {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
     return proc

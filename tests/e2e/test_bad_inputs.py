@@ -7,6 +7,7 @@ import json
 import pytest
 
 from revise_prep.records import load_record
+from revise_prep.records.layout import sidecar_of
 from revise_prep.testing.videos import (make_audio_only, make_empty, make_not_a_video, make_truncated,
                                         make_vfr_video, make_video)
 
@@ -56,7 +57,7 @@ def matrix(tmp_path_factory, wan_release):
             "--output-dir", str(root / "out"), "--vae-dtype", "float32", "--t5-dtype", "float32", "--text-len", "64",
             "--frame-num", "5", "--sampling-rate", "2", "--target-size", "32,48", "--num-workers", "2"]
     refused = cli(*args, check=False)
-    cli(*args, "--skip-bad-entries")
+    cli(*args, "--skip-bad-entries", status=4)
     return root, refused
 
 
@@ -74,15 +75,15 @@ def test_malformed_entry_stops_before_work_without_the_flag(matrix):
 def test_every_bad_input_has_its_reason_and_good_ones_complete(matrix):
     root, _ = matrix
     out = root / "out"
-    fails = {f["index"]: f for f in map(json.loads, (out / "failures.jsonl").read_text().splitlines())}
+    fails = {f["index"]: f for f in map(json.loads, (sidecar_of(out) / "failures.jsonl").read_text().splitlines())}
     assert {i: f["reason"] for i, f in fails.items()} == EXPECTED
     for index, failure in fails.items():
         assert failure["message"] and (f"#{index}" in failure["message"] or f"entry {index}" in failure["message"])
-    listed = (out / "vae_features.txt").read_text().splitlines()
+    listed = (sidecar_of(out) / "vae_features.txt").read_text().splitlines()
     records = {load_record(p)["meta"]["sample_index"]: load_record(p) for p in listed}
     assert sorted(records) == [0, 7, 8, 11, 14]
     assert records[7]["meta"]["videos"]["source"]["rotation"] == 90  # the rotation applied
     assert records[7]["meta"]["videos"]["source"]["display_rotation"] == 90
     assert records[11]["meta"]["prompt_truncated_from"] > 64 and records[11]["text_emb"][0].shape[0] == 64
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((sidecar_of(out) / "summary.json").read_text())
     assert summary["truncated_prompts"] == 1 and summary["by_status"]["done"] == 5

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from revise_prep.records import load_record
+from revise_prep.records.layout import sidecar_of
 from revise_prep.testing.videos import make_video
 
 from .conftest import cli
@@ -45,7 +46,7 @@ def args(many: Path, release: Path, out: Path, workers: str = "1") -> list[str]:
 
 
 def check_exactly_once(out: Path) -> list[str]:
-    listed = (out / "vae_features.txt").read_text().splitlines()
+    listed = (sidecar_of(out) / "vae_features.txt").read_text().splitlines()
     names = [Path(p).stem for p in listed]
     assert names == [f"p{i:02d}_tgt" for i in range(N_PAIRS)]  # every sample once, in input order
     for p in listed:
@@ -72,7 +73,7 @@ def test_sigkill_at_random_points_then_resume(many, wan_release, tmp_path):
         kills.append((round(delay, 2), proc.returncode, done))
     cli(*args(many, wan_release, out)[2:])
     listed = check_exactly_once(out)
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((sidecar_of(out) / "summary.json").read_text())
     assert summary["by_status"].get("done", 0) + summary["by_status"].get("resumed", 0) == N_PAIRS
     print("kills (delay s, return code, records on disk):", kills)
     assert len(set(listed)) == len(listed)
@@ -84,7 +85,7 @@ def test_second_writer_is_refused(many, wan_release, tmp_path):
 
     out = tmp_path / "out"
     out.mkdir()
-    with ShareLock(out, 0, 1):
+    with ShareLock(sidecar_of(out), 0, 1):
         second = cli(*args(many, wan_release, out, "0")[2:], check=False)
         assert second.returncode == 3 and "already being written" in second.stderr
         other_world = cli(*args(many, wan_release, out, "0")[2:], env={"RANK": "0", "WORLD_SIZE": "2"}, check=False)
@@ -99,7 +100,7 @@ def test_lock_of_a_killed_holder_is_released(many, wan_release, tmp_path):
     proc = subprocess.Popen([sys.executable, *args(many, wan_release, out, "0")], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 60
-    while not (out / ".locks" / "w1-r0.lock").exists() and time.time() < deadline:
+    while not (sidecar_of(out) / ".locks" / "w1-r0.lock").exists() and time.time() < deadline:
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from revise_prep.records import iter_dataset, load_record
+from revise_prep.records.layout import sidecar_of
 from revise_prep.records.schema import AR_CAPTION_KEYS, AR_KEYS
 from revise_prep.testing.tiny_vila import make_tiny_vila
 
@@ -27,10 +28,10 @@ def both(tmp_path_factory, dataset, wan_release, vila):
     root = tmp_path_factory.mktemp("run")
     common = ["--input", str(dataset / "pairs.json"), "--video-root", str(dataset), "--ckpt-dir", str(wan_release),
               *MODELS, *FRAMES, "--num-workers", "1"]
-    cli("vae", *common, "--output-dir", str(root / "vae"))
-    cli("ar", "--data-file", str(root / "vae" / "vae_features.txt"), "--model-path", str(vila), "--result-folder",
+    cli("vae", *common, "--output-dir", str(root / "vae"), status=4)
+    cli("ar", "--data-file", str(sidecar_of(root / "vae") / "vae_features.txt"), "--model-path", str(vila), "--result-folder",
         str(root / "ar"), "--video-root", str(dataset), "--num-workers", "1")
-    cli("run", *common, "--model-path", str(vila), "--output-dir", str(root / "run"), "--keep-intermediate")
+    cli("run", *common, "--model-path", str(vila), "--output-dir", str(root / "run"), "--keep-intermediate", status=4)
     return root
 
 
@@ -59,9 +60,9 @@ def test_same_failures_and_intermediate_records(both):
     def reasons(path):
         return {f["index"]: f["reason"] for f in map(json.loads, path.read_text().splitlines())}
 
-    assert reasons(both / "run" / "failures.jsonl") == reasons(both / "vae" / "failures.jsonl")
-    kept = (both / "run" / "vae_features" / "vae_features.txt").read_text().splitlines()
-    step1 = (both / "vae" / "vae_features.txt").read_text().splitlines()
+    assert reasons(both / "run" / "failures.jsonl") == reasons(sidecar_of(both / "vae") / "failures.jsonl")
+    kept = (sidecar_of(both / "run" / "vae_features") / "vae_features.txt").read_text().splitlines()
+    step1 = (sidecar_of(both / "vae") / "vae_features.txt").read_text().splitlines()
     assert [Path(p).name for p in kept] == [Path(p).name for p in step1]
     for a, b in zip(step1, kept):
         ra, rb = load_record(a), load_record(b)
@@ -73,7 +74,7 @@ def test_run_resumes(both, dataset, wan_release, vila):
     out = both / "run"
     before = {p: Path(p).stat().st_mtime_ns for p in (out / "train_list.txt").read_text().splitlines()}
     cli("run", "--input", str(dataset / "pairs.json"), "--video-root", str(dataset), "--ckpt-dir", str(wan_release),
-        *MODELS, *FRAMES, "--num-workers", "0", "--model-path", str(vila), "--output-dir", str(out))
+        *MODELS, *FRAMES, "--num-workers", "0", "--model-path", str(vila), "--output-dir", str(out), status=4)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["by_status"].get("resumed") == 4 and "done" not in summary["by_status"]
     assert all(Path(p).stat().st_mtime_ns == t for p, t in before.items())
@@ -83,7 +84,8 @@ def test_safetensors_format_end_to_end(both, dataset, wan_release, vila):
     """--format safetensors through both steps gives the same tensors as the pickle records."""
     out = both / "st"
     cli("vae", "--input", str(dataset / "pairs.json"), "--video-root", str(dataset), "--ckpt-dir", str(wan_release),
-        *MODELS, *FRAMES, "--num-workers", "0", "--output-dir", str(out / "vae"), "--format", "safetensors")
+        *MODELS, *FRAMES, "--num-workers", "0", "--output-dir", str(out / "vae"), "--format", "safetensors",
+        status=4)
     cli("ar", "--data-file", str(out / "vae"), "--model-path", str(vila), "--result-folder", str(out / "ar"),
         "--video-root", str(dataset), "--num-workers", "0", "--format", "safetensors")
     st = (out / "ar" / "ar_features.txt").read_text().splitlines()

@@ -16,6 +16,7 @@ import torch
 
 from revise_prep.models.vila import VilaARModel, black_frames
 from revise_prep.records import iter_dataset, load_record
+from revise_prep.records.layout import sidecar_of
 from revise_prep.testing.tiny_vila import make_tiny_vila
 from revise_prep.testing.videos import make_not_a_video, make_truncated, make_video
 
@@ -86,7 +87,7 @@ def step1(tmp_path_factory, dataset, wan_release) -> Path:
     out = tmp_path_factory.mktemp("s1") / "vae"
     cli("vae", "--ckpt-dir", str(wan_release), "--input", str(dataset / "pairs.json"), "--video-root", str(dataset),
         "--output-dir", str(out), "--num-workers", "0", "--vae-dtype", "float32", "--t5-dtype", "float32",
-        "--text-len", "32", "--no-progress", *FRAMES)
+        "--text-len", "32", "--no-progress", *FRAMES, status=4)
     return out
 
 
@@ -98,14 +99,14 @@ def ar_args(data: Path, out: Path, vila_dir: Path, root: Path, *extra: str) -> l
 @pytest.fixture(scope="module")
 def step2(tmp_path_factory, step1, dataset, vila_dir) -> Path:
     out = tmp_path_factory.mktemp("s2") / "ar"
-    cli(*ar_args(step1 / "vae_features.txt", out, vila_dir, dataset, "--num-workers", "2"))
+    cli(*ar_args(sidecar_of(step1) / "vae_features.txt", out, vila_dir, dataset, "--num-workers", "2"))
     return out
 
 
 # ---------------------------------------------------------------------------------------------- (a) our step 1
 def test_final_records_exact(step1, step2, dataset, vila):
     assert summary(step2)["by_status"] == {"done": 4}
-    inputs = (step1 / "vae_features.txt").read_text().splitlines()
+    inputs = (sidecar_of(step1) / "vae_features.txt").read_text().splitlines()
     outputs = listed(step2)
     assert [p.name for p in outputs] == [Path(p).name for p in inputs]  # same names, same order
     kinds = []
@@ -133,7 +134,7 @@ def test_final_records_exact(step1, step2, dataset, vila):
 def test_training_reader_unwraps_text_emb(step1, step2):
     samples = list(iter_dataset(step2 / "ar_features.txt"))
     assert len(samples) == 4
-    for sample, src_path in zip(samples, (step1 / "vae_features.txt").read_text().splitlines()):
+    for sample, src_path in zip(samples, (sidecar_of(step1) / "vae_features.txt").read_text().splitlines()):
         assert "t5_emb" not in sample
         assert isinstance(sample["text_emb"], torch.Tensor) and sample["text_emb"].ndim == 2
         assert torch.equal(sample["text_emb"], load_record(src_path)["text_emb"][0])
@@ -142,7 +143,7 @@ def test_training_reader_unwraps_text_emb(step1, step2):
 # ---------------------------------------------------------------------------------------------- (d) resume
 def test_rerun_resumes_everything(step1, step2, dataset, vila_dir):
     mtimes = {p: os.stat(p).st_mtime_ns for p in listed(step2)}
-    cli(*ar_args(step1 / "vae_features.txt", step2, vila_dir, dataset, "--num-workers", "0"))
+    cli(*ar_args(sidecar_of(step1) / "vae_features.txt", step2, vila_dir, dataset, "--num-workers", "0"))
     assert summary(step2)["by_status"] == {"resumed": 4}
     assert {p: os.stat(p).st_mtime_ns for p in listed(step2)} == mtimes
 
@@ -153,7 +154,7 @@ def test_only_used_frames_identical(step1, step2, dataset, vila_dir, vila, tmp_p
     from revise_prep.pipeline.step2 import ArSettings, run_step2
 
     out = tmp_path / "fast"
-    run_step2(ArSettings(data_file=str(step1 / "vae_features.txt"), result_folder=str(out),
+    run_step2(ArSettings(data_file=str(sidecar_of(step1) / "vae_features.txt"), result_folder=str(out),
                          model_path=str(vila_dir), video_root=str(dataset), device="cpu", all_frames=False,
                          num_workers=1, progress=False), model=vila)
     assert summary(out)["by_status"] == {"done": 4}
@@ -166,7 +167,7 @@ def test_only_used_frames_identical(step1, step2, dataset, vila_dir, vila, tmp_p
 # ---------------------------------------------------------------------------------------------- (f) two ranks
 def test_two_ranks_merge_to_same_list(step1, step2, dataset, vila_dir, tmp_path):
     out = tmp_path / "ranks"
-    args = ar_args(step1 / "vae_features.txt", out, vila_dir, dataset, "--num-workers", "0")
+    args = ar_args(sidecar_of(step1) / "vae_features.txt", out, vila_dir, dataset, "--num-workers", "0")
     procs = [subprocess.Popen([sys.executable, "-m", "revise_prep", *args], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE,
                               env={**os.environ, "RANK": str(r), "WORLD_SIZE": "2", "LOCAL_RANK": str(r)})
@@ -218,7 +219,7 @@ def original(tmp_path_factory) -> Path:
 
 def test_original_records_default_fails_bad_videos(original, vila_dir, vila, tmp_path):
     out = tmp_path / "strict"
-    cli(*ar_args(original / "step1", out, vila_dir, original, "--num-workers", "2"))
+    cli(*ar_args(original / "step1", out, vila_dir, original, "--num-workers", "2"), status=4)
     assert sorted(p.stem for p in listed(out)) == ["caption", "good"]
     fails = failures(out)
     assert {k: v["reason"] for k, v in fails.items()} == {"cut": "decode_error", "garbage": "cannot_open",

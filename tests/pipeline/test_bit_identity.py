@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from revise_prep.records import load_record
+from revise_prep.records.layout import sidecar_of
 from revise_prep.settings import FrameSettings, ModelSettings, RunSettings
 from revise_prep.testing.tiny_models import make_tiny_wan_release
 from revise_prep.testing.videos import make_video
@@ -101,7 +102,7 @@ def test_worker_count_bit_identical(tmp_path, release, models):
         summary = run_step1(run, FRAMES, ModelSettings(ckpt_dir=str(release), device="cpu", vae_dtype="float32",
                                                        t5_dtype="float32", text_len=64), loaded=models)
         assert summary["by_status"]["done"] == len(pairs), summary
-        listed = (out / "vae_features.txt").read_text().splitlines()
+        listed = (sidecar_of(out) / "vae_features.txt").read_text().splitlines()
         records[workers] = {Path(p).name: load_record(p) for p in listed}
     assert records[0].keys() == records[2].keys() and len(records[0]) == len(pairs)
     for name, rec0 in records[0].items():

@@ -50,3 +50,39 @@ def test_names_unique_and_cover_every_non_duplicate(entries):
     assert len(set(plan.names.values())) == len(plan.names)
     assert set(plan.names) | set(plan.duplicates) == {s.index for s in samples}
     assert not set(plan.names) & set(plan.duplicates)
+
+
+def test_unsafe_characters_are_replaced():
+    from revise_prep.records.naming import safe_stem
+
+    assert safe_stem("a\nb") == "a_b" and safe_stem("x\ry\tz\x7f") == "x_y_z_"
+    assert safe_stem("line\u2028sep\u2029") == "line_sep_" and safe_stem("a\x85b") == "a_b"
+    assert safe_stem("..") == "_.." and safe_stem("") == "_"
+    assert safe_stem("normal name (1) é") == "normal name (1) é"
+    for stem in ("a\nb", "x\u2028y", "\x1c\x1d\x1e"):
+        assert len(safe_stem(stem).splitlines()) == 1  # one line of a list file, however it is split
+
+
+def test_long_names_are_bounded_in_bytes_with_a_stable_hash():
+    import hashlib
+
+    from revise_prep.records.naming import bounded
+
+    cjk = "中" * 90  # 270 bytes
+    short = bounded(cjk, 251)
+    assert len(short.encode()) <= 251 and short.startswith("中" * 80)
+    assert short.endswith("-" + hashlib.sha1(cjk.encode()).hexdigest()[:8])  # stable: same name every run
+    assert bounded("x" * 251, 251) == "x" * 251 and len(bounded("x" * 252, 251)) == 251
+    assert bounded("y" * 300, 251) != bounded("y" * 301, 251)
+
+
+def test_plan_names_bounds_every_name_and_keeps_the_original():
+    long_stem = "v" * 251  # the longest video name (255 bytes); its .pkl fits, not with a collision suffix
+    samples = [pair(0, "a/s.mp4", f"a/{long_stem}.mp4"), pair(1, "b/s.mp4", f"b/{long_stem}.mp4"),
+               pair(2, "c/s.mp4", "c/two\nlines.mp4"), pair(3, "d/" + "p" * 250 + "/s.mp4", "e/abc.mp4")]
+    plan = plan_names(samples, max_bytes=251)
+    assert all(len(n.encode()) <= 251 for n in plan.names.values())
+    assert len(set(plan.names.values())) == 4
+    assert plan.names[0] == long_stem and plan.renamed == {1: long_stem} and plan.names[1].startswith("v" * 240)
+    assert plan.names[2] == "two_lines" and plan.altered[2] == "two\nlines"
+    assert plan.altered[3] == "p" * 250 + "_abc"  # the original's short-name prefix made it too long

@@ -6,9 +6,8 @@ import pickle
 import pytest
 import torch
 
-from revise_prep.records.atomic import atomic_write_bytes, clean_temporaries
+from revise_prep.records.atomic import _create_temporary, atomic_write_bytes, clean_temporaries
 from revise_prep.records.reader import as_training_sample, iter_dataset, load_record
-from revise_prep.records.reports import write_list
 from revise_prep.records.safe_pickle import UnsafePickleError, dumps, safe_load, safe_loads
 
 
@@ -65,7 +64,7 @@ def test_malicious_storage_payload_is_refused(tmp_path):
 def test_training_view_and_list_reader(tmp_path):
     rec = {"t5_emb": [torch.ones(3, 4)], "prompt": "p", "latent_features": torch.zeros(1)}
     atomic_write_bytes(tmp_path / "a.pkl", dumps(rec))
-    write_list(tmp_path / "list.txt", [str(tmp_path / "a.pkl"), "a.pkl"])
+    (tmp_path / "list.txt").write_text(f"{tmp_path / 'a.pkl'}\na.pkl\n")  # an absolute and a relative line
     seen = list(iter_dataset(tmp_path / "list.txt"))
     assert len(seen) == 2
     for sample in seen:
@@ -86,7 +85,9 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
         atomic_write_bytes(tmp_path / "f", 12345)  # write fails mid-way
     assert (tmp_path / "f").read_bytes() == b"old"
     assert list(tmp_path.iterdir()) == [tmp_path / "f"]
-    (tmp_path / ".tmp-f.abc").write_bytes(b"partial")
-    (tmp_path / ".tmp-g.def").write_bytes(b"someone else's write")
-    assert clean_temporaries(tmp_path, {"f"}) == 1 and sorted(p.name for p in tmp_path.iterdir()) == [".tmp-g.def", "f"]
+    (tmp_path / ".tmp-f.abc_1234").write_bytes(b"partial")  # an earlier version's temporary name
+    os.close(_create_temporary(tmp_path, "f")[0])  # a killed writer's
+    (tmp_path / ".tmp-g.def_5678").write_bytes(b"someone else's write")
+    assert clean_temporaries(tmp_path, {"f"}) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-g.def_5678", "f"]
     assert clean_temporaries(tmp_path) == 1 and list(tmp_path.iterdir()) == [tmp_path / "f"]

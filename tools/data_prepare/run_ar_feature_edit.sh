@@ -6,7 +6,7 @@
 # Re-running resumes where it stopped.
 set -euo pipefail
 
-DATA_FILE="${DATA_FILE:-./data/vae_features/vae_features.txt}"  # step-1 list file (or folder)
+DATA_FILE="${DATA_FILE:-./data/vae_features}"                 # step-1 folder (or its list file)
 OUTPUT_DIR="${OUTPUT_DIR:-./data/ar_features}"                # final records + ar_features.txt
 MODEL_PATH="${MODEL_PATH:-./checkpoints/VILA-AR}"             # VILA checkpoint shipped with ReViSE
 VIDEO_ROOT="${VIDEO_ROOT:-.}"                                 # relative video paths resolve against this

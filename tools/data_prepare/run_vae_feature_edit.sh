@@ -8,7 +8,7 @@ set -euo pipefail
 
 CKPT_DIR="${CKPT_DIR:-./Wan2.1-T2V-1.3B}"            # Wan release dir (original or diffusers layout) or hub id
 VIDEO_LIST_PATH="${VIDEO_LIST_PATH:-./data/edit_pairs.json}"  # input JSON list of edit pairs
-OUTPUT_DIR="${OUTPUT_DIR:-./data/vae_features}"      # records + vae_features.txt
+OUTPUT_DIR="${OUTPUT_DIR:-./data/vae_features}"      # records; vae_features.txt etc. in ./data/vae_features.revise-prep
 VIDEO_ROOT="${VIDEO_ROOT:-.}"                        # relative video paths are resolved against this
 FRAME_NUM="${FRAME_NUM:-81}"                         # 4n+1
 SAMPLING_RATE="${SAMPLING_RATE:-3}"                  # frame interval (lowered for short videos)

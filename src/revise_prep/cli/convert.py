@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 def register(sub) -> None:
     p = sub.add_parser("convert", help="convert records between pickle and safetensors", description=__doc__)
     p.add_argument("input", help="a record, a folder of records or a list file")
-    p.add_argument("--to", required=True, choices=("pickle", "safetensors"))
+    p.add_argument("--to", required=True, choices=("pickle", "safetensors"), help="the format to write")
     p.add_argument("--output-dir", help="where converted records go (default: beside each input)")
     p.set_defaults(func=run)
 
@@ -30,6 +30,7 @@ def _inputs(path: Path) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     from revise_prep.records.atomic import atomic_write_bytes
     from revise_prep.records.formats import serialize, suffix
+    from revise_prep.records.naming import name_budget, writable_name
     from revise_prep.records.reader import load_record
     from revise_prep.records.reports import write_list
 
@@ -39,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
     written, failed = [], 0
     for path in _inputs(source):
-        target = (out_dir or path.parent) / (path.stem + suffix(args.to))
+        folder = out_dir or path.parent
+        target = folder / (writable_name(path.stem, name_budget(folder, suffix(args.to))) + suffix(args.to))
         try:
             atomic_write_bytes(target, serialize(load_record(path), target))
         except Exception as err:  # noqa: BLE001 - report and go on

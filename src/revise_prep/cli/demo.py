@@ -13,7 +13,7 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="end-to-end run on generated videos and tiny random-weight models",
                        description=__doc__)
     p.add_argument("--output-dir", default="revise-prep-demo", help="where everything goes (default ./revise-prep-demo)")
-    p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--num-workers", type=int, default=2, help="decoding worker processes (0 = inline)")
     p.set_defaults(func=run)
 
 

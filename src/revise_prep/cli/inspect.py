@@ -57,9 +57,16 @@ def _print_list(info: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     from revise_prep.records.inspect import inspect_list, inspect_record
 
+    from revise_prep.errors import InputError
+
     path = Path(args.path)
+    if not path.is_file():
+        raise InputError(f"{path}: {'a folder; pass a record or a list file' if path.is_dir() else 'no such file'}")
     single = path.suffix in (".pkl", ".safetensors")
-    info = inspect_record(path) if single else inspect_list(path)
+    try:
+        info = inspect_record(path) if single else inspect_list(path)
+    except ValueError as err:  # not a record, or not a text list file
+        raise InputError(f"{path}: cannot read it as a {'record' if single else 'list file'}: {err}") from None
     if args.json:
         print(json.dumps(info, indent=2, default=str))
     else:

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import argparse
 
+from revise_prep.errors import InputError
 from revise_prep.settings import EngineSettings, FrameSettings, ModelSettings, RunSettings
 from revise_prep.video.buckets import PRESETS, parse_buckets, parse_frame_buckets
 
 DTYPES = ("float32", "bfloat16", "float16")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Each option's default shown once, and only where it is a value (not for on/off flags or unset options)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or "(default" in text or not action.option_strings or action.nargs == 0:
+            return text
+        if action.default in (None, argparse.SUPPRESS, ""):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -37,15 +50,15 @@ def _presets_help() -> str:
 
 def add_frame_options(p: argparse.ArgumentParser) -> None:
     d = FrameSettings()
-    g = p.add_argument_group("frames")
+    g = p.add_argument_group("frame sampling (the original's rules)")
     g.add_argument("--frame-num", "--frame_num", dest="frame_num", type=int, default=d.frame_num,
-                   help=f"frames per clip, 4n+1 (default {d.frame_num})")
+                   help="frames per clip, 4n+1")
     g.add_argument("--sampling-rate", "--sampling_rate", "--interval", dest="interval", type=int, default=d.interval,
-                   help=f"requested frame interval, lowered for short videos as the original does (default {d.interval})")
+                   help="requested frame interval, lowered for short videos as the original does")
     g.add_argument("--skip-num", "--skip_num", dest="skip", type=int, default=d.skip,
-                   help=f"frames skipped at the start (default {d.skip})")
-    g.add_argument("--target-size", "--target_size", dest="target_size", type=parse_size,
-                   default=(d.height, d.width), help=f"HEIGHT,WIDTH (default {d.height},{d.width})")
+                   help="frames skipped at the start")
+    g.add_argument("--target-size", "--target_size", dest="target_size", type=parse_size, metavar="HEIGHT,WIDTH",
+                   default=f"{d.height},{d.width}", help="centre crop to this aspect ratio, then resize")
     g.add_argument("--exact-frame-count", dest="strict_count", action="store_false",
                    help="lower the interval only when really needed ((n-1)*interval+1+skip frames) instead of "
                         "the original's stricter n*interval+skip rule")
@@ -64,28 +77,35 @@ def add_frame_options(p: argparse.ArgumentParser) -> None:
 
 
 def frame_settings(args: argparse.Namespace) -> FrameSettings:
+    """The frame settings, or one line naming the bad flag."""
     height, width = args.target_size
     frame_num = max(args.frame_buckets) if args.frame_buckets else args.frame_num
-    return FrameSettings(frame_num=frame_num, interval=args.interval, skip=args.skip, height=height,
-                         width=width, strict_count=args.strict_count, buckets=args.buckets,
-                         frame_buckets=args.frame_buckets, auto_rotate=args.auto_rotate)
+    try:
+        return FrameSettings(frame_num=frame_num, interval=args.interval, skip=args.skip, height=height,
+                             width=width, strict_count=args.strict_count, buckets=args.buckets,
+                             frame_buckets=args.frame_buckets, auto_rotate=args.auto_rotate)
+    except ValueError as err:
+        flag = {"frame_num": "--frame-num", "interval": "--sampling-rate", "skip": "--skip-num",
+                "target size": "--target-size"}
+        name = next((f for key, f in flag.items() if str(err).startswith(key)), "frame settings")
+        raise InputError(f"{name}: {err}") from None
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     d = ModelSettings()
-    g = p.add_argument_group("models")
+    g = p.add_argument_group("step-1 models (Wan2.1 VAE and umT5)")
     g.add_argument("--ckpt-dir", "--ckpt_dir", dest="ckpt_dir",
                    help="Wan2.1 release: original layout (Wan2.1_VAE.pth, models_t5_umt5-xxl-enc-bf16.pth, "
                         "google/umt5-xxl/), diffusers layout (vae/, text_encoder/, tokenizer/) or a hub id")
     g.add_argument("--vae-path", help="VAE checkpoint (file, folder or hub id); overrides --ckpt-dir")
     g.add_argument("--t5-path", help="umT5 checkpoint (file, folder or hub id); overrides --ckpt-dir")
     g.add_argument("--tokenizer-path", help="umT5 tokenizer folder or hub id")
-    g.add_argument("--vae-dtype", choices=DTYPES, default=d.vae_dtype, help=f"(default {d.vae_dtype})")
-    g.add_argument("--t5-dtype", choices=DTYPES, default=d.t5_dtype, help=f"(default {d.t5_dtype})")
+    g.add_argument("--vae-dtype", choices=DTYPES, default=d.vae_dtype, help="VAE precision (the original: float32)")
+    g.add_argument("--t5-dtype", choices=DTYPES, default=d.t5_dtype, help="umT5 precision (the original: bfloat16)")
     g.add_argument("--device", default=d.device, help="auto (local GPU under torchrun, else CPU), cuda, cpu, cuda:N")
     g.add_argument("--t5-device", help="device of the text encoder (default: --device)")
     g.add_argument("--t5-cpu", "--t5_cpu", dest="t5_cpu", action="store_true", help="run umT5 on the CPU")
-    g.add_argument("--text-len", type=int, default=d.text_len, help=f"umT5 token length (default {d.text_len})")
+    g.add_argument("--text-len", type=int, default=d.text_len, help="umT5 token length")
     g.add_argument("--vae-tiling", action="store_true", help="tiled VAE encoding (less GPU memory, small deviation)")
     g.add_argument("--vae-batch", action="store_true",
                    help="encode source and target in one VAE call (faster on a GPU; float32 results may differ "
@@ -99,25 +119,28 @@ def model_settings(args: argparse.Namespace) -> ModelSettings:
                          text_len=args.text_len, vae_tiling=args.vae_tiling, vae_batch=args.vae_batch)
 
 
-def add_run_options(p: argparse.ArgumentParser, *, input_flags: tuple[str, ...], input_help: str) -> None:
-    g = p.add_argument_group("run")
-    g.add_argument(*input_flags, dest="input", required=True, help=input_help)
-    g.add_argument("--output-dir", "--output_dir", "--result-folder", dest="output_dir", required=True,
-                   help="folder for the records, the list file, failures.jsonl and summary.json")
-    g.add_argument("--video-root", default=".", help="folder that relative video paths are resolved against "
-                                                      "(default: the current directory, as the original)")
-    g.add_argument("--num-workers", type=int, default=2, help="decoding worker processes (default 2; 0 = inline)")
-    g.add_argument("--min-prompt-len", type=int, default=10,
-                   help="skip instructions of at most this many characters, as the original (default 10)")
-    g.add_argument("--skip-bad-entries", action="store_true",
-                   help="record malformed input entries in failures.jsonl and go on instead of stopping")
-    g.add_argument("--keep-mismatched", action="store_true",
-                   help="keep existing records made with other settings instead of redoing them")
+def add_output_format_options(g) -> None:
+    """How records and the list file are written (every command that writes records)."""
     g.add_argument("--format", dest="record_format", choices=("pickle", "safetensors"), default="pickle",
                    help="record files: pickle (.pkl, what ReViSE training reads) or safetensors")
-    g.add_argument("--decode-timeout", type=float, default=300.0,
+    g.add_argument("--relative-paths", action="store_true",
+                   help="write the list file's record paths relative to the list file's folder instead of "
+                        "absolute (absolute paths read from any working folder, as ReViSE's loader opens them)")
+
+
+def add_execution_options(p: argparse.ArgumentParser) -> None:
+    """Workers, timeouts, resume and progress (every command that writes records)."""
+    d = RunSettings(input="", output_dir="")
+    g = p.add_argument_group("execution and resume")
+    g.add_argument("--num-workers", type=int, default=d.num_workers, help="decoding worker processes (0 = inline)")
+    g.add_argument("--decode-timeout", type=float, default=d.decode_timeout,
                    help="seconds one sample's decoding may take before it is failed (a hanging decoder)")
-    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    g.add_argument("--keep-mismatched", action="store_true",
+                   help="keep existing records made with other settings instead of redoing them")
+    g.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar (or, when stderr is not a terminal, no progress lines)")
+    g.add_argument("--progress-interval", type=float, default=d.progress_interval, metavar="SECONDS",
+                   help="when stderr is not a terminal (a batch job's log): seconds between progress lines")
     add_engine_options(p)
 
 
@@ -142,9 +165,26 @@ def engine_settings(args: argparse.Namespace) -> EngineSettings:
                           actors=args.ray_actors, decoded_gb=args.ray_decoded_gb)
 
 
+def add_run_options(p: argparse.ArgumentParser, *, input_flags: tuple[str, ...], input_help: str,
+                    output_help: str) -> None:
+    """Input, output and sample-filter options of ``vae`` and ``run`` (``add_execution_options`` goes last)."""
+    g = p.add_argument_group("input and output")
+    g.add_argument(*input_flags, dest="input", required=True, help=input_help)
+    g.add_argument("--output-dir", "--output_dir", "--result-folder", dest="output_dir", required=True,
+                   help=output_help)
+    g.add_argument("--video-root", default=".", help="folder that relative video paths are resolved against "
+                                                      "(default: the current directory, as the original)")
+    g.add_argument("--min-prompt-len", type=int, default=10,
+                   help="skip instructions of at most this many characters, as the original")
+    g.add_argument("--skip-bad-entries", action="store_true",
+                   help="record malformed input entries in failures.jsonl and go on instead of stopping")
+    add_output_format_options(g)
+
+
 def run_settings(args: argparse.Namespace) -> RunSettings:
     return RunSettings(input=args.input, output_dir=args.output_dir, video_root=args.video_root,
                        num_workers=args.num_workers, min_prompt_len=args.min_prompt_len,
                        skip_bad_entries=args.skip_bad_entries, decode_timeout=args.decode_timeout,
                        record_format=args.record_format,
-                       progress=args.progress, engine=engine_settings(args))
+                       progress=args.progress, relative_paths=args.relative_paths,
+                       progress_interval=args.progress_interval, engine=engine_settings(args))

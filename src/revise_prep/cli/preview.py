@@ -46,10 +46,11 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from revise_prep.errors import InputError
     from revise_prep.records.preview import PreviewError, make_preview
+    from revise_prep.records.naming import name_budget, writable_name
 
     if args.max_frames < 1:
         raise InputError("--max-frames must be >= 1")
-    out = args.out or f"{Path(args.record).stem}_preview.png"
+    out = args.out or f"{writable_name(Path(args.record).stem, name_budget('.', '_preview.png'))}_preview.png"
     try:
         result = make_preview(args.record, out, video_root=args.video_root, vae_path=args.vae, video_out=args.video,
                               max_frames=args.max_frames, max_tile_w=args.max_tile_width, interval=args.interval,

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 
 from revise_prep.cli import options
+from revise_prep.cli.status import run_status
 
 log = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
     p = sub.add_parser("vae", help="step 1: VAE latents and umT5 embeddings for every sample",
-                       description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       description=__doc__)
     options.add_run_options(p, input_flags=("--input", "--video-list-path", "--video_list_path"),
-                            input_help="JSON / JSON Lines list of edit pairs or caption samples")
+                            input_help="JSON / JSON Lines list of edit pairs or caption samples",
+                            output_help="folder for the records, and only them (the original step 2 can read it); "
+                                        "the list file (vae_features.txt) and reports go in "
+                                        "<output-dir>.revise-prep/ beside it")
     options.add_frame_options(p)
     options.add_model_options(p)
+    options.add_execution_options(p)
     p.set_defaults(func=run)
 
 
@@ -26,7 +30,4 @@ def run(args: argparse.Namespace) -> int:
 
     summary = run_step1(options.run_settings(args), options.frame_settings(args), options.model_settings(args),
                         keep_mismatched=args.keep_mismatched)
-    if summary is not None:
-        log.info("summary: %s", json.dumps(summary["by_status"]))
-        log.info("list file: %s", summary["list_file"])
-    return 0
+    return run_status(summary)

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 def register(sub) -> None:
     p = sub.add_parser("validate", help="check an input list before step 1: videos, frame counts, orientation, "
                                         "prompts, output names (no models)",
-                       description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       description=__doc__)
     p.add_argument("input", help="JSON / JSON Lines list of edit pairs or caption samples")
     p.add_argument("--video-root", default=".", help="folder that relative video paths are resolved against")
     options.add_frame_options(p)

@@ -44,9 +44,26 @@ def resolve_device(name: str | None, info: RankInfo) -> str:
     """``auto``/``cuda`` -> this process's local GPU when CUDA is available; ``auto`` falls back to CPU."""
     import torch
 
+    from revise_prep.errors import InputError
+
     name = name or "auto"
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        return f"cuda:{info.local_rank % max(torch.cuda.device_count(), 1)}"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {name}: CUDA is not available here (torch {torch.__version__}, "
+                             f"{'no GPU visible' if torch.version.cuda else 'a build without CUDA'}); "
+                             "use --device cpu or auto")
+        count = torch.cuda.device_count()
+        if name == "cuda":
+            return f"cuda:{info.local_rank % max(count, 1)}"
+        index = name.partition(":")[2]
+        if not index.isdigit() or int(index) >= count:
+            raise InputError(f"--device {name}: no such GPU ({count} visible)")
+        return name
+    try:
+        torch.device(name)
+    except (RuntimeError, ValueError) as err:
+        raise InputError(f"--device {name}: {err}") from None
     return name
+

@@ -12,11 +12,8 @@ import fcntl
 import os
 from pathlib import Path
 
-LOCK_DIR = ".locks"
-
-
-class FolderBusyError(RuntimeError):
-    """Another live process is writing the same share of this output folder."""
+from revise_prep.errors import FolderBusyError  # noqa: F401 - re-exported: callers import it from here
+from revise_prep.records.layout import LOCK_DIR
 
 
 def _open(path: Path) -> int:

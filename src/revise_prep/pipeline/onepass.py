@@ -23,11 +23,13 @@ from revise_prep.models.vila.inputs import VilaInputs
 from revise_prep.pipeline.dist import RankInfo, rank_info
 from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
+from revise_prep.pipeline.step1 import LIST_NAME as STEP1_LIST_NAME
 from revise_prep.pipeline.step1 import (Step1Stage, decoder_threads, describe, load_step1_models, plan_items,
                                         read_input)
 from revise_prep.pipeline.step2 import ArSettings, load_ar_model
 from revise_prep.records.formats import suffix
-from revise_prep.records.reports import write_list
+from revise_prep.records.layout import OutputLayout
+from revise_prep.records.reports import read_list_paths, write_list
 from revise_prep.records.schema import ar_record
 from revise_prep.records.shapes import sibling_shape_lists, write_shape_lists
 from revise_prep.settings import FrameSettings, ModelSettings, RunSettings
@@ -55,7 +57,8 @@ class OnePassStage(Step1Stage):
 
     def __init__(self, frames: FrameSettings, vae, t5, vila, ar: ArOptions, *, min_prompt_len: int = 10,
                  keep_intermediate: Path | None = None) -> None:
-        super().__init__(frames, vae, t5, min_prompt_len=min_prompt_len, step="run", list_name=LIST_NAME)
+        super().__init__(frames, vae, t5, min_prompt_len=min_prompt_len, step="run", list_name=LIST_NAME,
+                         records_only=False)
         self.vila = vila
         self.ar = ar
         self.keep_intermediate = keep_intermediate
@@ -166,9 +169,12 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
     """Both steps for this process's share; returns the merged summary when this rank finished last."""
     rank = rank or rank_info()
     out = Path(run.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     samples, problems = read_input(run)
-    inter = out / INTERMEDIATE_DIR if keep_intermediate else None
+    layout = OutputLayout.for_output(out, LIST_NAME, records_only=False).prepare()
+    inter_layout = OutputLayout.for_output(out / INTERMEDIATE_DIR, STEP1_LIST_NAME, records_only=True)
+    if keep_intermediate:
+        inter_layout.prepare()  # records only: the original step 2 can read it
+    inter = inter_layout.records if keep_intermediate else None
     factory = OnePassFactory(run, frames, models, ar, inter)
     ray = run.engine.name == "ray"
     if ray:
@@ -178,26 +184,26 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
         stage = None
     else:
         stage = factory.build(rank, loaded)
-    if inter is not None:
-        inter.mkdir(exist_ok=True)
     if rank.is_main:
-        write_json(out / "config.json", {"step": "run", "run": asdict(run), "frames": asdict(frames),
-                                         "models": asdict(models), "ar": asdict(ar),
-                                         "keep_intermediate": keep_intermediate,
-                                         "world_size": 1 if ray else rank.world_size})
+        write_json(layout.config, {"step": "run", "run": asdict(run), "frames": asdict(frames),
+                                   "models": asdict(models), "ar": asdict(ar),
+                                   "keep_intermediate": keep_intermediate,
+                                   "world_size": 1 if ray else rank.world_size})
     items = plan_items(samples, problems, out, suffix(run.record_format))
     options = dict(progress=run.progress, keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout,
-                   describe=describe)
+                   describe=describe, relative_paths=run.relative_paths)
     if ray:
         summary = run_stage_ray(factory, items, out, run.engine, **options)
     else:
         summary = run_stage(stage, items, out, rank, num_workers=run.num_workers,
-                            pin_memory=stage.vae.device.type == "cuda", **options)
+                            pin_memory=stage.vae.device.type == "cuda", progress_interval=run.progress_interval,
+                            **options)
     if summary is not None and inter is not None:
-        names = [Path(line).name for line in (out / LIST_NAME).read_text().splitlines()]
-        write_list(inter / "vae_features.txt", [str((inter / n).resolve()) for n in names if (inter / n).exists()])
-        shape_of = {Path(line).name: shape for shape, path in sibling_shape_lists(out / LIST_NAME).items()
+        names = [p.name for p in read_list_paths(layout.list_file)]
+        kept = [str(inter / n) for n in names if (inter / n).exists()]
+        write_list(inter_layout.list_file, kept, relative=run.relative_paths)
+        shape_of = {Path(line).name: shape for shape, path in sibling_shape_lists(layout.list_file).items()
                     for line in path.read_text().splitlines()}
-        write_shape_lists(inter / "vae_features.txt", [(str((inter / n).resolve()), shape_of.get(n)) for n in names
-                                                       if (inter / n).exists()])
+        write_shape_lists(inter_layout.list_file, [(p, shape_of.get(Path(p).name)) for p in kept],
+                          relative=run.relative_paths)
     return summary

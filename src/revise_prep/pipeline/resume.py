@@ -22,8 +22,11 @@ def check_record(path: Path, step: str, settings: dict[str, Any], keep: dict[str
     """Return (state, detail): valid / missing / invalid (unreadable, truncated) / mismatched (other settings).
 
     ``keep``: a dict that receives the record's ``meta`` under "meta" when it was read."""
-    if not path.exists():
-        return MISSING, ""
+    try:
+        if not path.exists():
+            return MISSING, ""
+    except OSError as err:  # e.g. a name the filesystem refuses: the write reports it for this sample only
+        return MISSING, str(err)
     try:
         record = load_record(path)
     except Exception as err:  # noqa: BLE001 - any unreadable file is simply redone

@@ -19,15 +19,16 @@ from typing import Any, Protocol
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from revise_prep.errors import DECODE_TIMEOUT, ENCODE_ERROR, WRITE_ERROR, SampleError
 from revise_prep.pipeline import resume
 from revise_prep.pipeline.dist import RankInfo
 from revise_prep.pipeline.locks import ShareLock
 from revise_prep.pipeline.merge import part_path, try_merge, write_part
+from revise_prep.pipeline.progress import DEFAULT_INTERVAL, Notices, Progress
 from revise_prep.pipeline.writer import RecordWriter
 from revise_prep.records.atomic import clean_temporaries
+from revise_prep.records.layout import OutputLayout
 from revise_prep.records.reports import Outcome
 from revise_prep.records.shapes import record_shape
 
@@ -149,11 +150,16 @@ def _failure(item: WorkItem, err: SampleError, payload_paths: dict[str, str | No
                    reason=err.reason, message=err.message, **payload_paths)
 
 
+def stage_layout(stage: Stage, out: Path) -> OutputLayout:
+    """Where ``stage`` writes into ``out``: records there, reports there or in its sidecar."""
+    return OutputLayout.for_output(out, stage.list_name, records_only=getattr(stage, "records_only", False))
+
+
 def run_stage(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, **options) -> dict[str, Any] | None:
     """Process this rank's share of ``items`` into ``out``; returns the merged summary (or None while
     other ranks are still running). Holds this rank's lock on the folder for the whole run."""
-    out.mkdir(parents=True, exist_ok=True)
-    with ShareLock(out, rank.rank, rank.world_size):
+    layout = stage_layout(stage, out).prepare()
+    with ShareLock(layout.meta, rank.rank, rank.world_size):
         return _run_locked(stage, items, out, rank, **options)
 
 
@@ -170,19 +176,21 @@ class Plan:
 
 
 def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *, keep_mismatched: bool = False,
-              describe=lambda item: {}) -> Plan:
+              describe=lambda item: {}, notices: Notices | None = None) -> Plan:
     """This rank's share after the resume check (shared by every engine): clean its temporaries, drop its
     stale report, count valid records as resumed and return the rest to do."""
+    meta = stage_layout(stage, out).meta  # reports and bookkeeping
+    notices = notices or Notices(log)
     mine = rank.shard(items)
     removed = clean_temporaries(out, {item.path.name for item in mine if item.path is not None})
     if removed:
         log.info("removed %d temporary file(s) left by an interrupted run", removed)
-    part_path(out, rank.rank, rank.world_size).unlink(missing_ok=True)  # no stale report of ours gets merged
+    part_path(meta, rank.rank, rank.world_size).unlink(missing_ok=True)  # no stale report of ours gets merged
     signature = stage.signature()
     outcomes: list[Outcome] = []
     todo: list[WorkItem] = []
     mismatched = 0
-    index = resume.DoneIndex(out, rank.rank, rank.world_size)
+    index = resume.DoneIndex(meta, rank.rank, rank.world_size)
     sig = resume.signature_hash(signature)
     shapes: dict[int, str | None] = {}  # bucket shape of each record written or resumed
     for item in mine:
@@ -204,10 +212,11 @@ def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *,
             continue
         if state == resume.MISMATCHED:
             mismatched += 1
-            log.warning("%s: redoing: %s", item.path, detail)
+            notices("redone (other settings)", "%s: redoing: %s", item.path, detail, where="this log only")
         elif state == resume.INVALID:
-            log.warning("%s: redoing: %s", item.path, detail)
+            notices("redone (unreadable)", "%s: redoing: %s", item.path, detail, where="this log only")
         todo.append(item)
+    notices.flush()
     if mismatched:
         log.warning("%d existing record(s) were made with other settings and are redone "
                     "(--keep-mismatched keeps them)", mismatched)
@@ -216,26 +225,33 @@ def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *,
     return Plan(outcomes, todo, index, sig, len(mine), shapes)
 
 
-def finish_run(stage: Stage, out: Path, rank: RankInfo, outcomes: list[Outcome], seconds: float) -> dict[str, Any] | None:
+def finish_run(stage: Stage, out: Path, rank: RankInfo, outcomes: list[Outcome], seconds: float, *,
+               relative_paths: bool = False) -> dict[str, Any] | None:
     """Write this rank's report and merge the reports when every rank has finished (shared by every engine)."""
+    meta = stage_layout(stage, out).meta
     done = sum(o.status == "done" for o in outcomes)
     log.info("rank %d: %d record(s) written in %.1f s (%.3f samples/s)", rank.rank, done, seconds,
              done / seconds if seconds > 0 else 0.0)
-    write_part(out, rank.rank, rank.world_size, outcomes, {"seconds": seconds, "done": done})
-    return try_merge(out, rank.world_size, stage.list_name, {"step": stage.step})
+    write_part(meta, rank.rank, rank.world_size, outcomes, {"seconds": seconds, "done": done})
+    return try_merge(meta, rank.world_size, stage.list_name, {"step": stage.step}, relative_paths=relative_paths)
 
 
 def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *, num_workers: int = 2,
                 progress: bool = True, keep_mismatched: bool = False, decode_timeout: float | None = None,
-                pin_memory: bool = False, describe=lambda item: {}) -> dict[str, Any] | None:
-    plan = plan_work(stage, items, out, rank, keep_mismatched=keep_mismatched, describe=describe)
+                pin_memory: bool = False, describe=lambda item: {}, relative_paths: bool = False,
+                progress_interval: float = DEFAULT_INTERVAL) -> dict[str, Any] | None:
+    notices = Notices(log)
+    if hasattr(stage, "notices"):
+        stage.notices = notices
+    plan = plan_work(stage, items, out, rank, keep_mismatched=keep_mismatched, describe=describe, notices=notices)
     outcomes, todo, index, sig, shapes = plan.outcomes, plan.todo, plan.index, plan.sig, plan.shapes
     lock = threading.Lock()
 
     def on_written(item: WorkItem | None, path: Path, error: BaseException | None) -> None:
         if item is None:  # an intermediate file: only its failure matters (the main record is written after it)
             if error is not None:
-                log.error("cannot write %s: %s", path, error)
+                notices("intermediate not written", "cannot write %s: %s", path, error, level=logging.ERROR,
+                        where="this log only")
             return
         if error is None:
             index.add(path, sig, shapes.get(item.index))
@@ -255,15 +271,15 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
                         pin_memory=pin_memory and num_workers > 0 and torch.cuda.is_available())
     writer = RecordWriter(on_written)
     start = time.perf_counter()
-    bar = tqdm(total=len(todo), unit="sample", disable=not (progress and rank.is_main), dynamic_ncols=True,
-               desc=f"{stage.step}")
+    bar = Progress(len(todo), stage.step, enabled=progress and rank.is_main, interval=progress_interval)
     try:
         for decoded in loader:
             item = decoded.item
             if decoded.error is not None:
                 with lock:
                     outcomes.append(_failure(item, decoded.error, describe(item)))
-                log.warning("%s: %s: %s", item.name or item.index, decoded.error.reason, decoded.error.message)
+                notices(decoded.error.reason, "%s: %s: %s", item.name or item.index, decoded.error.reason,
+                        decoded.error.message)
             else:
                 try:
                     record = stage.encode(decoded)
@@ -271,7 +287,8 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
                     with lock:
                         outcomes.append(_failure(item, err, describe(item)))
                 except Exception as err:  # noqa: BLE001 - record it, keep going
-                    log.error("%s: encoding failed:\n%s", item.name, traceback.format_exc())
+                    notices(ENCODE_ERROR, "%s: encoding failed:\n%s", item.name, traceback.format_exc(),
+                            level=logging.ERROR)
                     with lock:
                         outcomes.append(_failure(item, SampleError(ENCODE_ERROR, f"{type(err).__name__}: {err}"),
                                                  describe(item)))
@@ -289,4 +306,5 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
             writer.close()
         finally:
             index.close()
-    return finish_run(stage, out, rank, outcomes, time.perf_counter() - start)
+            notices.flush()
+    return finish_run(stage, out, rank, outcomes, time.perf_counter() - start, relative_paths=relative_paths)

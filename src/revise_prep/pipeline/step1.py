@@ -11,15 +11,17 @@ from typing import Any
 
 import torch
 
-from revise_prep.errors import SHORT_PROMPT, InputError, SampleError
+from revise_prep.errors import SHORT_PROMPT, InputError, SampleError, loading
 from revise_prep.inputs import Sample, parse_entries
 from revise_prep.models.text import passes_prompt_filter
 from revise_prep.pipeline.dist import RankInfo, rank_info, resolve_device
 from revise_prep.pipeline.merge import write_json
+from revise_prep.pipeline.progress import Notices
 from revise_prep.pipeline.prompts import PromptBank
-from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
+from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage, stage_layout
 from revise_prep.records.formats import suffix
-from revise_prep.records.naming import DUPLICATE_SAMPLE, plan_names
+from revise_prep.records.layout import NOTES_FILE, absolute
+from revise_prep.records.naming import DUPLICATE_SAMPLE, name_budget, plan_names
 from revise_prep.records.reports import Outcome
 from revise_prep.records.schema import step1_record
 from revise_prep.settings import FrameSettings, ModelSettings, RunSettings, frames_signature
@@ -58,7 +60,9 @@ def describe(item: WorkItem) -> dict[str, str | None]:
 
 def plan_items(samples: list[Sample], problems, out: Path, ext: str = ".pkl") -> list[WorkItem]:
     """One work item per input entry, in input order; duplicates and malformed entries pre-failed."""
-    plan = plan_names(samples)
+    out = absolute(out)
+    plan = plan_names(samples, max_bytes=name_budget(out if out.is_dir() else None, ext))
+    notices = Notices(log)
     items = []
     for sample in samples:
         if sample.index in plan.duplicates:
@@ -70,14 +74,19 @@ def plan_items(samples: list[Sample], problems, out: Path, ext: str = ".pkl") ->
             continue
         name = plan.names[sample.index]
         notes = {}
+        if sample.index in plan.altered:
+            notices("name changed", "%s: output name %r has control characters or is too long for the "
+                    "filesystem; writing %s%s", sample.label, plan.altered[sample.index], name, ext, where=NOTES_FILE)
+            notes["original_name"] = plan.altered[sample.index]
         if sample.index in plan.renamed:
-            log.warning("%s: output name %r is taken by an earlier sample; writing %s%s",
-                        sample.label, plan.renamed[sample.index], name, ext)
-            notes = {"renamed_from": plan.renamed[sample.index]}
+            notices("renamed", "%s: output name %r is taken by an earlier sample; writing %s%s",
+                    sample.label, plan.renamed[sample.index], name, ext, where=NOTES_FILE)
+            notes["renamed_from"] = plan.renamed[sample.index]
         items.append(WorkItem(sample.index, name, out / f"{name}{ext}", sample, notes=notes))
     for p in problems:
         items.append(WorkItem(p.index, None, None, None, Outcome(index=p.index, name=None, status="failed",
                                                                  reason=p.reason, message=str(p))))
+    notices.flush()
     return sorted(items, key=lambda it: it.index)
 
 
@@ -93,6 +102,8 @@ class Step1Stage:
     prompts: Any = None  # a PromptBank (main process only): umT5 batched across samples
     step: str = "vae"
     list_name: str = LIST_NAME
+    records_only: bool = True  # the original step 2 lists this folder: reports go in its sidecar
+    notices: Any = None  # set by the runner: per-sample messages, summarised
 
     def signature(self) -> dict[str, Any]:
         return {**frames_signature(self.frames), "vae": self.vae.identifier, "t5": self.t5.identifier,
@@ -104,7 +115,7 @@ class Step1Stage:
 
     def __getstate__(self):  # workers only decode: never ship the models to them
         state = dict(self.__dict__)
-        state["vae"] = state["t5"] = state["prompts"] = None
+        state["vae"] = state["t5"] = state["prompts"] = state["notices"] = None
         return state
 
     def prepare(self, todo: list[WorkItem]) -> None:
@@ -175,8 +186,9 @@ class Step1Stage:
         tokens = self.t5.token_count(sample.prompt) if text_emb.shape[0] >= self.t5.text_len else 0
         if tokens > self.t5.text_len:
             item.notes["prompt_truncated_from"] = tokens
-            log.warning("%s: instruction has %d tokens; the embedding keeps the first %d (as the original)",
-                        sample.label, tokens, self.t5.text_len)
+            (self.notices or Notices(log))("prompt cut", "%s: instruction has %d tokens; the embedding keeps the "
+                                           "first %d (as the original)", sample.label, tokens, self.t5.text_len,
+                                           where=NOTES_FILE)
         meta = {"name": item.name, "sample_index": sample.index, "sample_type": sample.sample_type,
                 "kind": sample.kind, "settings": Step1Stage.signature(self), **item.notes,
                 "videos": {role: clip_meta(c, getattr(sample, role)) for role, c in clips.items()}}
@@ -213,11 +225,13 @@ def load_step1_models(models: ModelSettings, rank: RankInfo):
     if vae_source is None or t5_source is None:
         raise InputError("no checkpoint given: pass --ckpt-dir (or --vae-path and --t5-path)")
     log.info("loading VAE from %s (%s, %s)", vae_source, models.vae_dtype, device)
-    vae = WanVAE.load(vae_source, dtype=models.vae_dtype, device=device, tiling=models.vae_tiling,
-                      batch_clips=models.vae_batch)
+    with loading("the VAE", vae_source):
+        vae = WanVAE.load(vae_source, dtype=models.vae_dtype, device=device, tiling=models.vae_tiling,
+                          batch_clips=models.vae_batch)
     log.info("loading umT5 from %s (%s, %s)", t5_source, models.t5_dtype, t5_device)
-    t5 = UMT5TextEncoder.load(t5_source, dtype=models.t5_dtype, device=t5_device, text_len=models.text_len,
-                              tokenizer=models.tokenizer_path)
+    with loading("umT5", t5_source):
+        t5 = UMT5TextEncoder.load(t5_source, dtype=models.t5_dtype, device=t5_device, text_len=models.text_len,
+                                  tokenizer=models.tokenizer_path)
     return vae, t5
 
 
@@ -251,30 +265,32 @@ def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *,
     """Run step 1 for this process's share; returns the merged summary when this rank finished last."""
     rank = rank or rank_info()
     out = Path(run.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     samples, problems = read_input(run)
     factory = Step1Factory(run, frames, models)
+    layout = stage_layout(Step1Stage, out).prepare()  # a bad output folder stops before the models load
     if run.engine.name == "ray":
-        return _run_ray(factory, samples, problems, out, keep_mismatched)
+        return _run_ray(factory, samples, problems, out, layout, keep_mismatched)
     vae, t5 = loaded or load_step1_models(models, rank)
     stage = factory.build(rank, (vae, t5))
     if rank.is_main:
-        write_json(out / "config.json", {"step": "vae", "run": asdict(run), "frames": asdict(frames),
-                                         "models": asdict(models), "world_size": rank.world_size})
+        write_json(layout.config, {"step": "vae", "run": asdict(run), "frames": asdict(frames),
+                                   "models": asdict(models), "world_size": rank.world_size})
     items = plan_items(samples, problems, out, suffix(run.record_format))
     return run_stage(stage, items, out, rank, num_workers=run.num_workers, progress=run.progress,
                      keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout, describe=describe,
-                     pin_memory=vae.device.type == "cuda")
+                     pin_memory=vae.device.type == "cuda", relative_paths=run.relative_paths,
+                     progress_interval=run.progress_interval)
 
 
-def _run_ray(factory: Step1Factory, samples, problems, out: Path, keep_mismatched: bool) -> dict[str, Any] | None:
+def _run_ray(factory: Step1Factory, samples, problems, out: Path, layout, keep_mismatched: bool,
+             ) -> dict[str, Any] | None:
     """Step 1 on a Ray cluster (``--engine ray``): the same plan, records and reports as the local engine."""
     from revise_prep.pipeline.engines.ray import import_ray, run_stage_ray
 
     import_ray()  # the install hint before anything is written
     run = factory.run
-    write_json(out / "config.json", {"step": "vae", "run": asdict(run), "frames": asdict(factory.frames),
-                                     "models": asdict(factory.models), "world_size": 1})
+    write_json(layout.config, {"step": "vae", "run": asdict(run), "frames": asdict(factory.frames),
+                               "models": asdict(factory.models), "world_size": 1})
     items = plan_items(samples, problems, out, suffix(run.record_format))
     return run_stage_ray(factory, items, out, run.engine, progress=run.progress, keep_mismatched=keep_mismatched,
-                         decode_timeout=run.decode_timeout, describe=describe)
+                         decode_timeout=run.decode_timeout, describe=describe, relative_paths=run.relative_paths)

@@ -7,20 +7,24 @@ main process only runs the model. Input records may be ours or the original step
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from revise_prep.errors import InputError, SampleError
+from revise_prep.errors import InputError, SampleError, loading
 from revise_prep.inputs.samples import resolve_path
 from revise_prep.models.vila import VilaInputs, read_checkpoint, resolve_task
 from revise_prep.models.vila.prompt import IMAGE_TOKEN_INDEX
 from revise_prep.pipeline.dist import RankInfo, rank_info, resolve_device
 from revise_prep.pipeline.merge import write_json
-from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
+from revise_prep.pipeline.progress import Notices
+from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage, stage_layout
 from revise_prep.records.atomic import TMP_PREFIX
+from revise_prep.records.layout import SIDECAR_SUFFIX, absolute, sidecar_of
+from revise_prep.records.naming import name_budget, writable_name
 from revise_prep.records.reader import load_record
 from revise_prep.records.formats import suffix
 from revise_prep.records.reports import read_list_paths
@@ -52,16 +56,37 @@ class ArSettings:
     record_format: str = "pickle"  # or "safetensors"
     progress: bool = True
     engine: EngineSettings = EngineSettings()
+    relative_paths: bool = False  # list file lines relative to its folder instead of absolute
+    progress_interval: float = 30.0  # seconds between progress lines when stderr is not a terminal
 
 
 def step1_records(data_file: str | Path) -> list[Path]:
     """The step-1 records to read: every record (``.pkl``/``.safetensors``) of a folder, sorted, or the lines
-    of a list file."""
+    of a list file. A step-1 *input* list (JSON) given here by mistake is refused with a hint."""
     path = Path(data_file)
+    moved = None if path.exists() or absolute(path).parent.parent == absolute(path).parent else \
+        sidecar_of(path.parent) / path.name  # a list file of the earlier layout, moved to the sidecar
+    if moved is not None and moved.is_file():
+        log.info("--data-file %s: reading %s (step-1 reports now live beside the records)", path, moved)
+        path = moved
+    if path.is_dir() and path.name.endswith(SIDECAR_SUFFIX):
+        raise InputError(f"--data-file {path}: the reports folder of a step-1 run; pass its records folder "
+                         f"({path.name.removesuffix(SIDECAR_SUFFIX)}) or the list file in it")
     if path.is_dir():
         return sorted(p for p in path.iterdir() if p.suffix in (".pkl", ".safetensors")
                       and not p.name.startswith(TMP_PREFIX))
     if path.is_file():
+        if path.suffix in (".pkl", ".safetensors"):
+            raise InputError(f"--data-file {path}: a single record; pass its folder or a list file")
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+        except OSError as err:
+            raise InputError(f"--data-file {path}: cannot read: {err.strerror or err}") from err
+        if re.match(rb"[\[{]\s*[\[{\"\]}]", head):  # JSON / JSON Lines, not a line like "[clip].pkl"
+            raise InputError(f"--data-file {path}: this is a JSON input list (edit pairs or captions), not step-1 "
+                             "records; run `revise-prep vae` on it first (or `revise-prep run` for both steps), "
+                             "then pass its output folder or list file here")
         return read_list_paths(path)
     raise InputError(f"--data-file {path}: no such folder or list file")
 
@@ -159,18 +184,23 @@ class Step2Stage:
 
 def plan_items(records: list[Path], out: Path, ext: str = ".pkl") -> list[WorkItem]:
     """Output ``<result>/<input stem><ext>``; a stem seen twice gets the parent folder name appended."""
+    out = absolute(out)
+    budget = name_budget(out if out.is_dir() else None, ext)
+    notices = Notices(log)
     seen: dict[str, int] = {}
     items = []
     for index, path in enumerate(records):
         if path.parent.resolve() == out.resolve():
             raise InputError(f"{path}: the result folder holds the step-1 records; step 2 would overwrite them "
                              "(use another --result-folder)")
-        stem = path.stem
-        if stem in seen:
-            stem = f"{stem}-{path.parent.name}-{index}"
-            log.warning("%s: record name taken by input #%d; writing %s%s", path, seen[path.stem], stem, ext)
+        stem = writable_name(path.stem, budget)
+        if path.stem in seen:
+            stem = writable_name(f"{path.stem}-{path.parent.name}-{index}", budget)
+            notices("renamed", "%s: record name taken by input #%d; writing %s%s", path, seen[path.stem], stem, ext,
+                    where="this log only")
         seen.setdefault(path.stem, index)
         items.append(WorkItem(index, stem, out / f"{stem}{ext}", ArPayload(path)))
+    notices.flush()
     return items
 
 
@@ -179,8 +209,9 @@ def load_ar_model(settings: ArSettings, rank: RankInfo):
 
     device = resolve_device(settings.device, rank)
     log.info("loading VILA from %s (%s, %s)", settings.model_path, settings.dtype, device)
-    return VilaARModel.load(settings.model_path, dtype=getattr(torch, settings.dtype), device=device,
-                            on_video_error=settings.on_video_error, decode_all_frames=settings.all_frames)
+    with loading("the AR model (--model-path)", settings.model_path):
+        return VilaARModel.load(settings.model_path, dtype=getattr(torch, settings.dtype), device=device,
+                                on_video_error=settings.on_video_error, decode_all_frames=settings.all_frames)
 
 
 @dataclass(frozen=True)
@@ -205,23 +236,25 @@ def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
     """
     rank = rank or rank_info()
     out = Path(settings.result_folder)
-    out.mkdir(parents=True, exist_ok=True)
-    items = plan_items(step1_records(settings.data_file), out, suffix(settings.record_format))  # input errors before the model loads
+    records = step1_records(settings.data_file)  # input errors before the model loads
+    layout = stage_layout(Step2Stage, out).prepare()
+    items = plan_items(records, out, suffix(settings.record_format))
     if settings.engine.name == "ray":
         from revise_prep.pipeline.engines.ray import import_ray, run_stage_ray
 
         import_ray()
-        write_json(out / "config.json", {"step": "ar", "settings": asdict(settings), "world_size": 1})
+        write_json(layout.config, {"step": "ar", "settings": asdict(settings), "world_size": 1})
         return run_stage_ray(Step2Factory(settings), items, out, settings.engine, progress=settings.progress,
                              keep_mismatched=keep_mismatched, decode_timeout=settings.decode_timeout,
-                             describe=describe)
+                             describe=describe, relative_paths=settings.relative_paths)
     model = model or load_ar_model(settings, rank)
     if rank.is_main:
-        write_json(out / "config.json", {"step": "ar", "settings": asdict(settings), "world_size": rank.world_size})
+        write_json(layout.config, {"step": "ar", "settings": asdict(settings), "world_size": rank.world_size})
     stage = Step2Factory(settings).build(rank, model)
     return run_stage(stage, items, out, rank, num_workers=settings.num_workers,
                      progress=settings.progress, keep_mismatched=keep_mismatched,
-                     decode_timeout=settings.decode_timeout, describe=describe)
+                     decode_timeout=settings.decode_timeout, describe=describe,
+                     relative_paths=settings.relative_paths, progress_interval=settings.progress_interval)
 
 
 def describe(item: WorkItem) -> dict[str, str]:

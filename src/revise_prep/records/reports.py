@@ -1,17 +1,19 @@
-"""The run's reports: the list file training reads, ``failures.jsonl`` and ``summary.json``."""
+"""The run's reports: the list file training reads, ``failures.jsonl``, ``notes.jsonl`` and ``summary.json``."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from revise_prep.records.atomic import atomic_write_text
+from revise_prep.records.layout import FAILURES_FILE, NOTES_FILE, SUMMARY_FILE  # noqa: F401 - re-exported
 
-FAILURES_FILE = "failures.jsonl"
-SUMMARY_FILE = "summary.json"
+#: Characters that end a line for ``str.splitlines`` (a path holding one would split a list file).
+LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 
 
 @dataclass
@@ -41,24 +43,45 @@ class Outcome:
         return cls(**{"name": None, **data})
 
 
-def write_list(path: str | Path, record_paths: list[str]) -> None:
-    """One record path a line, as the ReViSE training dataset reads it."""
-    atomic_write_text(path, "".join(p + "\n" for p in record_paths))
+def write_list(path: str | Path, record_paths: list[str], *, relative: bool = False) -> None:
+    """One record path a line, as the ReViSE training dataset reads it: absolute (it opens each line as given,
+    from its own working folder), or with ``relative`` relative to the list file's folder."""
+    folder = os.path.abspath(Path(path).parent)
+    lines = []
+    for p in record_paths:
+        p = os.path.abspath(p)
+        if any(c in p for c in LINE_BREAKS):
+            raise ValueError(f"{p!r}: a record path with a line break cannot go into a list file")
+        lines.append(os.path.relpath(p, folder) if relative else p)
+    atomic_write_text(path, "".join(p + "\n" for p in lines))
 
 
 def read_list(path: str | Path) -> list[str]:
-    return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line.strip() for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 def read_list_paths(list_file: str | Path) -> list[Path]:
-    """The record paths of a list file; a relative line that does not exist from the current directory is
-    taken relative to the list's own folder (so a moved dataset folder still reads)."""
+    """The record paths of a list file. A relative line is taken relative to the list's own folder (how we
+    write them); if nothing is there but the line exists from the current directory, that is used instead
+    (lists written by earlier versions, relative to the folder they ran in)."""
     list_file = Path(list_file)
-    return [p if p.is_absolute() or p.exists() else list_file.parent / p for p in map(Path, read_list(list_file))]
+    paths = []
+    for p in map(Path, read_list(list_file)):
+        if not p.is_absolute():
+            beside = list_file.parent / p
+            p = p if not beside.exists() and p.exists() else beside
+        paths.append(p)
+    return paths
 
 
 def write_failures(path: str | Path, outcomes: list[Outcome]) -> None:
     lines = [json.dumps(o.to_json(), ensure_ascii=False) for o in outcomes if not o.ok]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+def write_notes(path: str | Path, outcomes: list[Outcome]) -> None:
+    """Every written sample with a note (renamed, name shortened or cleaned, prompt cut): the log shows a few."""
+    lines = [json.dumps(o.to_json(), ensure_ascii=False) for o in outcomes if o.ok and o.extra]
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
@@ -77,6 +100,9 @@ def summarize(outcomes: list[Outcome], *, seconds: float | None = None, **extra:
     renamed = sum(1 for o in outcomes if o.extra.get("renamed_from"))
     if renamed:
         summary["renamed_collisions"] = renamed
+    altered = sum(1 for o in outcomes if o.extra.get("original_name"))
+    if altered:
+        summary["names_changed"] = altered
     truncated = sum(1 for o in outcomes if o.ok and o.extra.get("prompt_truncated_from"))
     if truncated:
         summary["truncated_prompts"] = truncated

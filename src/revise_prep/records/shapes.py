@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from revise_prep.records.atomic import atomic_write_text
+from revise_prep.records.reports import write_list
 
 __all__ = ["SHAPE_RE", "record_shape", "shape_list_path", "shape_of_list", "sibling_shape_lists",
            "write_shape_lists"]
@@ -58,7 +58,8 @@ def sibling_shape_lists(list_file: str | Path) -> dict[str, Path]:
     return found
 
 
-def write_shape_lists(list_file: str | Path, entries: Iterable[tuple[str, str | None]]) -> dict[str, int]:
+def write_shape_lists(list_file: str | Path, entries: Iterable[tuple[str, str | None]], *,
+                      relative: bool = False) -> dict[str, int]:
     """Write one list per shape from (record path, shape) pairs in list order; return the count per shape.
 
     Per-shape lists of earlier runs whose shape no record has any more are removed (they would name
@@ -72,5 +73,5 @@ def write_shape_lists(list_file: str | Path, entries: Iterable[tuple[str, str | 
         if shape not in by_shape:
             stale.unlink(missing_ok=True)
     for shape, paths in by_shape.items():
-        atomic_write_text(shape_list_path(list_file, shape), "".join(p + "\n" for p in paths))
+        write_list(shape_list_path(list_file, shape), paths, relative=relative)  # lines as in the full list
     return {shape: len(paths) for shape, paths in sorted(by_shape.items())}

@@ -323,7 +323,7 @@ def _read_clip_open(container: av.container.InputContainer, stream: av.video.str
     total = info.num_frames
     rate = sampling_interval(path, total, settings)
     if rate != settings.interval:
-        log.info("%s: %d frames, interval lowered %d -> %d", path, total, settings.interval, rate)
+        log.debug("%s: %d frames, interval lowered %d -> %d", path, total, settings.interval, rate)
     if not auto_rotate:
         check_orientation(path, info.height, info.width, settings)
     indices = frame_indices(settings.frame_num, rate, settings.skip)

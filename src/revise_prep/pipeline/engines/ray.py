@@ -25,8 +25,9 @@ from typing import Any, Protocol
 from revise_prep.errors import ENCODE_ERROR, WRITE_ERROR, InputError, SampleError
 from revise_prep.pipeline.dist import RankInfo
 from revise_prep.pipeline.locks import ShareLock
+from revise_prep.pipeline.progress import Notices, Progress
 from revise_prep.pipeline.runner import (Decoded, Stage, WorkItem, _deadline, _failure, _with_shape, finish_run,
-                                         plan_work)
+                                         plan_work, stage_layout)
 from revise_prep.pipeline.writer import FATAL_ERRNOS, FatalWriteError
 from revise_prep.records.atomic import atomic_write_bytes, clean_temporaries
 from revise_prep.records.formats import serialize
@@ -178,25 +179,26 @@ def _outcome(item: WorkItem, result: dict[str, Any], describe) -> Outcome:
 
 def run_stage_ray(factory: StageFactory, items: list[WorkItem], out: Path, engine: EngineSettings, *,
                   progress: bool = True, keep_mismatched: bool = False, decode_timeout: float | None = None,
-                  describe: Callable[[WorkItem], dict] = lambda item: {}) -> dict[str, Any] | None:
+                  describe: Callable[[WorkItem], dict] = lambda item: {}, relative_paths: bool = False,
+                  ) -> dict[str, Any] | None:
     """Process every item of ``items`` into ``out`` on a Ray cluster; returns the merged summary."""
     ray = import_ray()
+    layout = stage_layout(factory.build(None), out).prepare()
     started = connect(engine)
-    out.mkdir(parents=True, exist_ok=True)
     rank = RankInfo()  # the driver is the whole world: one report, merged at once
     try:
-        with ShareLock(out, rank.rank, rank.world_size):
+        with ShareLock(layout.meta, rank.rank, rank.world_size):
             return _run(ray, factory, items, out, engine, progress=progress, keep_mismatched=keep_mismatched,
-                        decode_timeout=decode_timeout, describe=describe)
+                        decode_timeout=decode_timeout, describe=describe, relative_paths=relative_paths)
     finally:
         if started:
             ray.shutdown()
 
 
 def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: EngineSettings, *, progress: bool,
-         keep_mismatched: bool, decode_timeout: float | None, describe) -> dict[str, Any] | None:
+         keep_mismatched: bool, decode_timeout: float | None, describe, relative_paths: bool,
+         ) -> dict[str, Any] | None:
     from ray.data import ActorPoolStrategy, DataContext
-    from tqdm.auto import tqdm
 
     rank = RankInfo()
     actor_args, actors = encoder_resources(engine, ray.cluster_resources())
@@ -205,7 +207,8 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
     signature = ray.get(ray.remote(**actor_args)(_signature).remote(factory))
     stage = factory.build(None)
     stage.signature = lambda: signature  # the driver's stage has no models; resume checks this signature
-    plan = plan_work(stage, items, out, rank, keep_mismatched=keep_mismatched, describe=describe)
+    notices = Notices(log)
+    plan = plan_work(stage, items, out, rank, keep_mismatched=keep_mismatched, describe=describe, notices=notices)
     outcomes, todo = plan.outcomes, plan.todo
     by_index = {item.index: item for item in todo}
     got: dict[int, Outcome] = {}
@@ -226,8 +229,8 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
                                 compute=ActorPoolStrategy(size=actors), **actor_args)
             log.info("ray: %d sample(s) to do on %d encoder actor(s) (%s each)", len(todo), actors,
                      ", ".join(f"{k}={v:g}" for k, v in actor_args.items()))
-            with tqdm(total=len(todo), unit="sample", disable=not progress, dynamic_ncols=True,
-                      desc=stage.step) as bar:
+            bar = Progress(len(todo), stage.step, enabled=progress)
+            try:
                 for row in ds.iter_rows():
                     result = pickle.loads(row["result"])
                     index = int(row["index"])
@@ -240,15 +243,20 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
                     if got[index].status == "done":
                         plan.index.add(item.path, plan.sig, result.get("shape"))
                     else:
-                        log.warning("%s: %s: %s", item.name or index, got[index].reason, got[index].message)
+                        notices(got[index].reason, "%s: %s: %s", item.name or index, got[index].reason,
+                                got[index].message)
                     bar.update(1)
+            finally:
+                bar.close()
     finally:
+        notices.flush()
         plan.index.close()
         clean_temporaries(out, {it.path.name for it in todo})  # a killed actor's half-written temporary
     missing = sorted(set(by_index) - set(got))
     if missing:
         raise RuntimeError(f"ray: no result for sample(s) {missing[:10]}; re-run the same command to resume")
-    return finish_run(stage, out, rank, outcomes + list(got.values()), time.perf_counter() - start)
+    return finish_run(stage, out, rank, outcomes + list(got.values()), time.perf_counter() - start,
+                      relative_paths=relative_paths)
 
 
 __all__ = ["INSTALL_HINT", "StageFactory", "connect", "decode_safely", "encode_and_write", "import_ray",

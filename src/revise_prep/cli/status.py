@@ -1,0 +1,47 @@
+"""Exit statuses a job scheduler can act on (documented in the README, "Exit status")."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from revise_prep.records.layout import FAILURES_FILE
+
+log = logging.getLogger("revise_prep")
+
+OK = 0  # every sample done, resumed or skipped by a rule of the original
+INTERNAL_ERROR = 1  # a bug: the traceback is printed
+USAGE = 2  # a usage or configuration error: one line names it (--debug shows the traceback)
+CANNOT_WRITE = 3  # disk full, folder not writable, or another process writes this folder: fix, re-run to resume
+SOME_FAILED = 4  # some samples failed (each has a line in failures.jsonl); all the others are written
+NOTHING_PRODUCED = 5  # no record at all in the list file (every sample failed or was skipped, or no input)
+INTERRUPTED = 130
+BROKEN_PIPE = 141  # as a process killed by SIGPIPE (e.g. `revise-prep inspect --json | head`)
+
+
+def run_status(summary: dict[str, Any] | None) -> int:
+    """The exit status of ``vae``/``ar``/``run`` from the merged summary (None: this rank did not merge).
+
+    A rank that finishes before others exits 0 once its share is written: torchrun stops every other rank
+    when one exits non-zero, which would cut their work short. The rank that merges (the last to finish)
+    exits with the status of the whole run.
+    """
+    if summary is None:
+        log.info("this rank's share is written; the last rank to finish merges the reports and its exit status "
+                 "is the whole run's")
+        return OK
+    by_status = summary.get("by_status", {})
+    failures = Path(summary["list_file"]).parent / FAILURES_FILE
+    log.info("summary: %s", ", ".join(f"{k} {v}" for k, v in by_status.items()) or "no samples")
+    log.info("list file: %s", summary["list_file"])
+    produced = by_status.get("done", 0) + by_status.get("resumed", 0)
+    if produced == 0:
+        why = "the input has no samples" if not summary.get("samples") else f"see {failures}"
+        log.error("no record was produced (%s); exit status %d", why, NOTHING_PRODUCED)
+        return NOTHING_PRODUCED
+    if by_status.get("failed"):
+        log.warning("%d sample(s) failed (one line each in %s); exit status %d", by_status["failed"], failures,
+                    SOME_FAILED)
+        return SOME_FAILED
+    return OK
