@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from revise_prep.records import load_record
+from revise_prep.records.layout import sidecar_of
 from revise_prep.settings import FrameSettings, ModelSettings, RunSettings
 from revise_prep.testing.videos import make_video
 
@@ -75,7 +76,7 @@ def bucketed(tmp_path_factory, data, wan_release) -> Path:
 
 
 def by_index(out: Path, list_name: str = "vae_features.txt") -> dict[int, dict]:
-    return {(rec := load_record(p))["meta"]["sample_index"]: rec for p in (out / list_name).read_text().splitlines()}
+    return {(rec := load_record(p))["meta"]["sample_index"]: rec for p in (sidecar_of(out) / list_name).read_text().splitlines()}
 
 
 def reference_clip(path: Path, n: int, interval: int, h: int, w: int) -> tuple[torch.Tensor, int]:
@@ -103,7 +104,7 @@ def test_each_sample_gets_its_bucket_and_the_original_rule_at_that_size(bucketed
     vae, _ = models
     records = by_index(bucketed)
     assert set(records) == set(EXPECTED)  # 6 (3 frames) is too short even for 5 frames
-    fails = [json.loads(line) for line in (bucketed / "failures.jsonl").read_text().splitlines()]
+    fails = [json.loads(line) for line in (sidecar_of(bucketed) / "failures.jsonl").read_text().splitlines()]
     assert [(f["index"], f["reason"]) for f in fails] == [(6, "insufficient_frames")]
     for index, (h, w, n) in EXPECTED.items():
         rec = records[index]
@@ -123,46 +124,47 @@ def test_each_sample_gets_its_bucket_and_the_original_rule_at_that_size(bucketed
 
 
 def test_shape_lists_and_summary(bucketed):
-    full = (bucketed / "vae_features.txt").read_text().splitlines()
+    full = (sidecar_of(bucketed) / "vae_features.txt").read_text().splitlines()
     groups: dict[str, list[int]] = {}
     for index, (h, w, n) in sorted(EXPECTED.items()):
         groups.setdefault(f"{n}x{h}x{w}", []).append(index)
-    written = sorted(p.name for p in bucketed.glob("vae_features.*.txt"))
+    written = sorted(p.name for p in sidecar_of(bucketed).glob("vae_features.*.txt"))
     assert written == sorted(f"vae_features.{s}.txt" for s in groups)
     for shape, indices in groups.items():
-        lines = (bucketed / f"vae_features.{shape}.txt").read_text().splitlines()
+        lines = (sidecar_of(bucketed) / f"vae_features.{shape}.txt").read_text().splitlines()
         assert [load_record(p)["meta"]["sample_index"] for p in lines] == indices
         assert all(line in full for line in lines)
         assert len({tuple(load_record(p)["latent_feature"].shape) for p in lines}) == 1
-    summary = json.loads((bucketed / "summary.json").read_text())
+    summary = json.loads((sidecar_of(bucketed) / "summary.json").read_text())
     assert summary["buckets"] == {s: len(i) for s, i in groups.items()}
     from revise_prep.records.inspect import inspect_list
 
-    info = inspect_list(bucketed / "vae_features.txt")
+    info = inspect_list(sidecar_of(bucketed) / "vae_features.txt")
     assert info["buckets"] == summary["buckets"] and info["warnings"]  # the full list mixes shapes
-    assert inspect_list(bucketed / "vae_features.9x32x48.txt")["warnings"] == []
-    out = cli("inspect", str(bucketed / "vae_features.txt")).stdout
+    assert inspect_list(sidecar_of(bucketed) / "vae_features.9x32x48.txt")["warnings"] == []
+    out = cli("inspect", str(sidecar_of(bucketed) / "vae_features.txt")).stdout
     assert "WARNING: latent_feature has 4 different shapes" in out and "2 x 5x32x48" in " ".join(out.split())
 
 
 def test_resume_keeps_shapes_and_bucket_set_is_in_the_signature(bucketed, data, models, tmp_path):
     out = tmp_path / "copy"
     shutil.copytree(bucketed, out)
-    for p in out.glob("vae_features*.txt"):  # the copy's lists point at the copy's records
+    shutil.copytree(sidecar_of(bucketed), sidecar_of(out))
+    for p in sidecar_of(out).glob("vae_features*.txt"):  # the copy's lists point at the copy's records
         p.write_text(p.read_text().replace(str(bucketed), str(out)))
     frames = FrameSettings(frame_num=9, interval=2, buckets=((32, 48), (48, 32), (32, 32)), frame_buckets=(9, 5))
-    before = {p.name: p.read_text() for p in out.glob("vae_features.*.txt")}
+    before = {p.name: p.read_text() for p in sidecar_of(out).glob("vae_features.*.txt")}
     summary = step1(data, out, frames, models)  # the done index is trusted (no record is read)
     assert summary["by_status"].get("resumed") == 7 and "done" not in summary["by_status"]
-    assert {p.name: p.read_text() for p in out.glob("vae_features.*.txt")} == before
-    shutil.rmtree(out / ".done")  # now every record is read to check it; shapes come from the meta
+    assert {p.name: p.read_text() for p in sidecar_of(out).glob("vae_features.*.txt")} == before
+    shutil.rmtree(sidecar_of(out) / ".done")  # now every record is read to check it; shapes come from the meta
     summary = step1(data, out, frames, models)
     assert summary["by_status"].get("resumed") == 7
-    assert {p.name: p.read_text() for p in out.glob("vae_features.*.txt")} == before
+    assert {p.name: p.read_text() for p in sidecar_of(out).glob("vae_features.*.txt")} == before
     other = FrameSettings(frame_num=9, interval=2, buckets=((32, 48), (48, 32)), frame_buckets=(9, 5))
     summary = step1(data, out, other, models)  # another bucket set: every record is redone
     assert summary["by_status"].get("done") == 7 and "resumed" not in summary["by_status"]
-    assert not (out / "vae_features.9x32x32.txt").exists()  # the square bucket is gone: its stale list too
+    assert not (sidecar_of(out) / "vae_features.9x32x32.txt").exists()  # the square bucket is gone: its stale list too
     assert summary["buckets"]["9x32x48"] == 3  # the square pair now goes to the first of two tied buckets
 
 
@@ -170,11 +172,11 @@ def test_without_flags_nothing_changes(data, models, tmp_path):
     """The plain run has no bucket keys anywhere; a one-bucket run makes the same tensors as the plain run."""
     plain = tmp_path / "plain"
     summary = step1(data, plain, PLAIN, models)
-    assert "buckets" not in summary and not list(plain.glob("vae_features.*.txt"))
+    assert "buckets" not in summary and not list(sidecar_of(plain).glob("vae_features.*.txt"))
     records = by_index(plain)
     assert set(records) == {0, 2, 3}  # the original keeps 3 of 8: orientation and frame-count skips
     fails = {json.loads(line)["index"]: json.loads(line)["reason"]
-             for line in (plain / "failures.jsonl").read_text().splitlines()}
+             for line in (sidecar_of(plain) / "failures.jsonl").read_text().splitlines()}
     assert fails == {1: "orientation_mismatch", 4: "insufficient_frames", 5: "insufficient_frames",
                      6: "insufficient_frames", 7: "orientation_mismatch"}
     one = tmp_path / "one"
@@ -201,8 +203,8 @@ def test_ar_and_run_keep_the_buckets(bucketed, data, wan_release, tmp_path):
 
     vila = make_tiny_vila(tmp_path / "vila")
     step1_lists = {p.name.removeprefix("vae_features.").removesuffix(".txt"): [Path(x).stem for x in p.read_text().splitlines()]
-                   for p in bucketed.glob("vae_features.*.txt")}
-    summary = run_step2(ArSettings(data_file=str(bucketed / "vae_features.txt"), result_folder=str(tmp_path / "ar"),
+                   for p in sidecar_of(bucketed).glob("vae_features.*.txt")}
+    summary = run_step2(ArSettings(data_file=str(sidecar_of(bucketed) / "vae_features.txt"), result_folder=str(tmp_path / "ar"),
                                    model_path=str(vila), video_root=str(data), num_workers=0, progress=False))
     ar_lists = {p.name.removeprefix("ar_features.").removesuffix(".txt"): [Path(x).stem for x in p.read_text().splitlines()]
                 for p in (tmp_path / "ar").glob("ar_features.*.txt")}
@@ -212,7 +214,7 @@ def test_ar_and_run_keep_the_buckets(bucketed, data, wan_release, tmp_path):
                       num_workers=0, progress=False, record_format="safetensors")
     models = ModelSettings(ckpt_dir=str(wan_release), text_len=32, t5_dtype="float32")
     summary = run_onepass(run, frames, models, ArOptions(model_path=str(vila)), keep_intermediate=True)
-    for folder, stem in ((tmp_path / "run", "train_list"), (tmp_path / "run" / "vae_features", "vae_features")):
+    for folder, stem in ((tmp_path / "run", "train_list"), (sidecar_of(tmp_path / "run" / "vae_features"), "vae_features")):
         lists = {p.name.removeprefix(f"{stem}.").removesuffix(".txt"): [Path(x).stem for x in p.read_text().splitlines()]
                  for p in folder.glob(f"{stem}.*.txt")}
         assert lists == step1_lists, folder

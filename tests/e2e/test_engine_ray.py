@@ -20,6 +20,7 @@ from revise_prep.cli import main  # noqa: E402
 from revise_prep.pipeline.dist import RankInfo  # noqa: E402
 from revise_prep.pipeline.engines.ray import run_stage_ray  # noqa: E402
 from revise_prep.pipeline.step1 import Step1Factory, describe, plan_items, read_input, run_step1  # noqa: E402
+from revise_prep.records.layout import sidecar_of  # noqa: E402
 from revise_prep.records import load_record  # noqa: E402
 from revise_prep.records.atomic import TMP_PREFIX  # noqa: E402
 from revise_prep.settings import EngineSettings, FrameSettings, ModelSettings, RunSettings  # noqa: E402
@@ -73,9 +74,15 @@ def same_value(a, b) -> bool:
     return a == b
 
 
+def reports(folder: Path, list_name: str) -> Path:
+    """Where a step's list and reports are: a step-1 folder's sidecar, else the folder itself."""
+    return sidecar_of(folder) if list_name == "vae_features.txt" else folder
+
+
 def assert_same_folder(a: Path, b: Path, list_name: str, count: int, resumed: int = 0) -> None:
     """Same list (names, order), same records key for key (tensors bit for bit, meta too), same failures."""
-    la, lb = (a / list_name).read_text().splitlines(), (b / list_name).read_text().splitlines()
+    ra_, rb_ = reports(a, list_name), reports(b, list_name)
+    la, lb = (ra_ / list_name).read_text().splitlines(), (rb_ / list_name).read_text().splitlines()
     assert [Path(p).name for p in la] == [Path(p).name for p in lb] and len(la) == count
     assert all(Path(p).parent == b.resolve() for p in lb)
     for pa, pb in zip(la, lb):
@@ -83,8 +90,8 @@ def assert_same_folder(a: Path, b: Path, list_name: str, count: int, resumed: in
         assert set(ra) == set(rb), pb
         for key in ra:
             assert same_value(ra[key], rb[key]), (pb, key)
-    assert (a / "failures.jsonl").read_text() == (b / "failures.jsonl").read_text()
-    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+    assert (ra_ / "failures.jsonl").read_text() == (rb_ / "failures.jsonl").read_text()
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (ra_, rb_))
     if resumed:
         sa["by_status"]["done"] -= resumed
         sa["by_status"]["resumed"] = resumed
@@ -96,15 +103,16 @@ def assert_same_folder(a: Path, b: Path, list_name: str, count: int, resumed: in
                                                     ("run", "train_list.txt", 4)])
 def test_ray_records_equal_local(outputs, step, list_name, count):
     assert_same_folder(outputs / "local" / step, outputs / "ray" / step, list_name, count)
-    assert json.loads((outputs / "ray" / step / "summary.json").read_text())["world_size"] == 1
-    config = json.loads((outputs / "ray" / step / "config.json").read_text())
+    folder = reports(outputs / "ray" / step, list_name)
+    assert json.loads((folder / "summary.json").read_text())["world_size"] == 1
+    config = json.loads((folder / "config.json").read_text())
     engine = (config.get("run") or config.get("settings"))["engine"]
     assert engine["name"] == "ray"
 
 
 def test_ray_keeps_intermediate_records(outputs):
-    a = (outputs / "local" / "run" / "vae_features" / "vae_features.txt").read_text().splitlines()
-    b = (outputs / "ray" / "run" / "vae_features" / "vae_features.txt").read_text().splitlines()
+    a = (sidecar_of(outputs / "local" / "run" / "vae_features") / "vae_features.txt").read_text().splitlines()
+    b = (sidecar_of(outputs / "ray" / "run" / "vae_features") / "vae_features.txt").read_text().splitlines()
     assert [Path(p).name for p in a] == [Path(p).name for p in b] and len(b) == 4
     for pa, pb in zip(a, b):
         assert same_value(load_record(pa), load_record(pb))
@@ -187,6 +195,6 @@ def test_worker_killed_while_encoding_redoes_its_sample_once(outputs, tmp_path, 
     pid, name = marker.read_text().split()
     assert int(pid) != os.getpid() and (out / f"{name}.pkl").exists()  # the killed sample was redone elsewhere
     assert summary["by_status"]["done"] == 4
-    listed = (out / "vae_features.txt").read_text().splitlines()
+    listed = (sidecar_of(out) / "vae_features.txt").read_text().splitlines()
     assert len(listed) == len(set(listed)) == 4
     assert_same_folder(outputs / "local" / "vae", out, "vae_features.txt", 4)

@@ -152,7 +152,7 @@ def test_second_node_lost_mid_run(two_nodes, tmp_path, dataset, wan_release, tmp
     assert "SUMMARY " in proc.stdout, proc.stdout[-2000:] + proc.stderr[-4000:]
     summary = json.loads(proc.stdout.split("SUMMARY ", 1)[1].splitlines()[0])
     assert summary["by_status"]["done"] == 4
-    listed = (out / "vae_features.txt").read_text().splitlines()
+    listed = (sidecar_of(out) / "vae_features.txt").read_text().splitlines()
     assert len(listed) == len(set(listed)) == 4
     # the same records as the local engine, made here without Ray, in this test
     local = tmp_path / "local"

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from revise_prep.records.layout import sidecar_of
 from revise_prep.records import load_record
 from revise_prep.testing.originals import crop_resize_all, opencv_clip, pyav_frames
 from revise_prep.testing.zoo import SAME, UNREADABLE, ZOO
@@ -61,8 +62,8 @@ def test_vae_outcomes_indices_and_frames(captions, originals, zoo, wan_release):
     out = captions / "vae"
     cli("vae", "--input", str(captions / "zoo.json"), "--output-dir", str(out), "--ckpt-dir", str(wan_release),
         "--vae-dtype", "float32", "--t5-dtype", "float32", "--text-len", "16", *FRAMES, "--num-workers", "1")
-    failures = {f["index"]: f["reason"] for f in map(json.loads, (out / "failures.jsonl").read_text().splitlines())}
-    records = {r["meta"]["sample_index"]: r for r in map(load_record, (out / "vae_features.txt").read_text().split())}
+    failures = {f["index"]: f["reason"] for f in map(json.loads, (sidecar_of(out) / "failures.jsonl").read_text().splitlines())}
+    records = {r["meta"]["sample_index"]: r for r in map(load_record, (sidecar_of(out) / "vae_features.txt").read_text().split())}
     from revise_prep.models.wan_vae import WanVAE
 
     vae = WanVAE.load(wan_release, dtype="float32")

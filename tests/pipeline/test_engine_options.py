@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from revise_prep.records.layout import sidecar_of
 from revise_prep.cli import build_parser, main
 from revise_prep.cli.options import engine_settings, run_settings
 from revise_prep.pipeline.engines.ray import INSTALL_HINT, encoder_resources
@@ -53,4 +54,4 @@ def test_without_ray_one_line_install_hint(command, tmp_path, monkeypatch, caplo
         assert main([*argv, "--engine", "ray"]) == 2
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [INSTALL_HINT] and "\n" not in errors[0]
-    assert not (tmp_path / "o" / "config.json").exists()
+    assert not (tmp_path / "o").exists() and not sidecar_of(tmp_path / "o").exists()  # nothing written

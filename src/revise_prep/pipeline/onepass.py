@@ -170,20 +170,18 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
     rank = rank or rank_info()
     out = Path(run.output_dir)
     samples, problems = read_input(run)
+    ray = run.engine.name == "ray"
+    if ray:
+        from revise_prep.pipeline.engines.ray import import_ray, run_stage_ray
+
+        import_ray()  # the install hint before anything is written
     layout = OutputLayout.for_output(out, LIST_NAME, records_only=False).prepare()
     inter_layout = OutputLayout.for_output(out / INTERMEDIATE_DIR, STEP1_LIST_NAME, records_only=True)
     if keep_intermediate:
         inter_layout.prepare()  # records only: the original step 2 can read it
     inter = inter_layout.records if keep_intermediate else None
     factory = OnePassFactory(run, frames, models, ar, inter)
-    ray = run.engine.name == "ray"
-    if ray:
-        from revise_prep.pipeline.engines.ray import import_ray, run_stage_ray
-
-        import_ray()  # the install hint before anything is written
-        stage = None
-    else:
-        stage = factory.build(rank, loaded)
+    stage = None if ray else factory.build(rank, loaded)
     if rank.is_main:
         write_json(layout.config, {"step": "run", "run": asdict(run), "frames": asdict(frames),
                                    "models": asdict(models), "ar": asdict(ar),

@@ -267,6 +267,10 @@ def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *,
     out = Path(run.output_dir)
     samples, problems = read_input(run)
     factory = Step1Factory(run, frames, models)
+    if run.engine.name == "ray":
+        from revise_prep.pipeline.engines.ray import import_ray
+
+        import_ray()  # the install hint before anything is written
     layout = stage_layout(Step1Stage, out).prepare()  # a bad output folder stops before the models load
     if run.engine.name == "ray":
         return _run_ray(factory, samples, problems, out, layout, keep_mismatched)
@@ -285,9 +289,8 @@ def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *,
 def _run_ray(factory: Step1Factory, samples, problems, out: Path, layout, keep_mismatched: bool,
              ) -> dict[str, Any] | None:
     """Step 1 on a Ray cluster (``--engine ray``): the same plan, records and reports as the local engine."""
-    from revise_prep.pipeline.engines.ray import import_ray, run_stage_ray
+    from revise_prep.pipeline.engines.ray import run_stage_ray
 
-    import_ray()  # the install hint before anything is written
     run = factory.run
     write_json(layout.config, {"step": "vae", "run": asdict(run), "frames": asdict(factory.frames),
                                "models": asdict(factory.models), "world_size": 1})

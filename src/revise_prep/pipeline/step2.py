@@ -237,12 +237,15 @@ def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
     rank = rank or rank_info()
     out = Path(settings.result_folder)
     records = step1_records(settings.data_file)  # input errors before the model loads
+    if settings.engine.name == "ray":
+        from revise_prep.pipeline.engines.ray import import_ray
+
+        import_ray()  # the install hint before anything is written
     layout = stage_layout(Step2Stage, out).prepare()
     items = plan_items(records, out, suffix(settings.record_format))
     if settings.engine.name == "ray":
-        from revise_prep.pipeline.engines.ray import import_ray, run_stage_ray
+        from revise_prep.pipeline.engines.ray import run_stage_ray
 
-        import_ray()
         write_json(layout.config, {"step": "ar", "settings": asdict(settings), "world_size": 1})
         return run_stage_ray(Step2Factory(settings), items, out, settings.engine, progress=settings.progress,
                              keep_mismatched=keep_mismatched, decode_timeout=settings.decode_timeout,
