@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,11 @@ def try_merge(out: Path, world: int, list_name: str, extra: dict[str, Any] | Non
         return None
     outcomes: dict[int, Outcome] = {}
     seconds = 0.0
+    reliability: Counter = Counter()
     for path in parts:
         stats, items = _read_part(path)
         seconds = max(seconds, float(stats.get("seconds", 0.0)))
+        reliability.update(stats.get("reliability", {}))
         for o in items:
             if o.index in outcomes:
                 raise RuntimeError(f"sample {o.index} reported by two ranks ({path}); refusing to merge")
@@ -57,7 +60,7 @@ def try_merge(out: Path, world: int, list_name: str, extra: dict[str, Any] | Non
     write_list(out / list_name, [o.path for o in ordered if o.ok and o.path])
     write_failures(out / FAILURES_FILE, ordered)
     summary = summarize(ordered, seconds=seconds, world_size=world, list_file=str((out / list_name).resolve()),
-                        **(extra or {}))
+                        reliability={k: reliability[k] for k in sorted(reliability)}, **(extra or {}))
     write_summary(out / SUMMARY_FILE, summary)
     for stale in (out / PARTS_DIR).glob("w*-r*.jsonl"):
         if stale not in parts:

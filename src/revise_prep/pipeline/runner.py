@@ -1,4 +1,4 @@
-"""The loop every step shares: shard, resume, decode in DataLoader workers, encode, write in the background.
+"""The loop every step shares: shard, resume, decode in supervised workers, encode, write in the background.
 
 A step (see :class:`Stage`) says how to decode one work item (in a worker process) and how to
 encode what was decoded (in the main process, on the GPU); this module does the rest the same way
@@ -8,24 +8,23 @@ for every step: exactly-once bookkeeping, failures that never stop the run, repo
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 import traceback
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from revise_prep.errors import DECODE_TIMEOUT, ENCODE_ERROR, WRITE_ERROR, SampleError
+from revise_prep.errors import CRASHED_REPEATEDLY, ENCODE_ERROR, WRITE_ERROR, SampleError
 from revise_prep.pipeline import resume
+from revise_prep.pipeline.inflight import MAX_DEATHS, InflightJournal
 from revise_prep.pipeline.dist import RankInfo
 from revise_prep.pipeline.locks import ShareLock
 from revise_prep.pipeline.merge import part_path, try_merge, write_part
+from revise_prep.pipeline.workers import DecodePool, PoolStats, decode_one
 from revise_prep.pipeline.writer import RecordWriter
 from revise_prep.records.atomic import clean_temporaries
 from revise_prep.records.reports import Outcome
@@ -55,7 +54,7 @@ class Decoded:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def pin_memory(self) -> "Decoded":
-        """Called by the DataLoader's pinning thread (``pin_memory=True``): page-locked frames copy to the GPU
+        """Called by the decode supervisor's thread (``pin_memory=True``): page-locked frames copy to the GPU
         asynchronously, off the encode loop."""
         self.data = map_tensors(self.data, torch.Tensor.pin_memory)
         return self
@@ -87,53 +86,11 @@ class Stage(Protocol):
         """The record to write, or (record, [(path, intermediate record), ...]) written before it."""
 
 
-class _DecodeDataset(Dataset):
-    """Runs ``stage.decode`` in DataLoader workers; anything it raises becomes the sample's failure."""
-
-    def __init__(self, decode, items: list[WorkItem], timeout: float | None = None) -> None:
-        self.decode = decode
-        self.items = items
-        self.timeout = timeout
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> Decoded:
-        item = self.items[i]
-        try:
-            with _deadline(self.timeout, item):
-                return self.decode(item)
-        except SampleError as err:
-            return Decoded(item, error=err)
-        except Exception as err:  # noqa: BLE001 - one bad video must never stop the run
-            return Decoded(item, error=SampleError("decode_error", f"{type(err).__name__}: {err}"))
-
-
-@contextmanager
-def _deadline(seconds: float | None, item: WorkItem):
-    """Bound a hanging decoder: SIGALRM interrupts the decode loop (workers are processes, so this is safe)."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum, frame):
-        raise SampleError(DECODE_TIMEOUT, f"{item.name or item.index}: decoding took longer than {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def _worker_init(_: int) -> None:
-    torch.set_num_threads(1)  # workers decode; the main process owns the cores for encoding
-
-
-def _identity(x):
-    return x
+def _decode_inline(decode, items: list[WorkItem], timeout: float | None, journal: InflightJournal):
+    """``--num-workers 0``: decode in this process (journalled first: a crash here kills the run)."""
+    for item in items:
+        journal.start(item.name)
+        yield decode_one(decode, item, timeout)
 
 
 def _failure(item: WorkItem, err: SampleError, payload_paths: dict[str, str | None]) -> Outcome:
@@ -151,7 +108,8 @@ def run_stage(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, **
 
 def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *, num_workers: int = 2,
                 progress: bool = True, keep_mismatched: bool = False, decode_timeout: float | None = None,
-                pin_memory: bool = False, describe=lambda item: {}) -> dict[str, Any] | None:
+                pin_memory: bool = False, retry_crashed: bool = False,
+                describe=lambda item: {}) -> dict[str, Any] | None:
     mine = rank.shard(items)
     removed = clean_temporaries(out, {item.path.name for item in mine if item.path is not None})
     if removed:
@@ -163,6 +121,8 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
     todo: list[WorkItem] = []
     mismatched = 0
     index = resume.DoneIndex(out, rank.rank, rank.world_size)
+    journal = InflightJournal(out, rank.rank, rank.world_size)
+    quarantined = 0
     sig = resume.signature_hash(signature)
     for item in mine:
         if item.failure is not None:
@@ -183,6 +143,13 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
             log.warning("%s: redoing: %s", item.path, detail)
         elif state == resume.INVALID:
             log.warning("%s: redoing: %s", item.path, detail)
+        deaths = journal.quarantined(item.name)
+        if deaths and not retry_crashed:
+            quarantined += 1
+            outcomes.append(_failure(item, SampleError(
+                CRASHED_REPEATEDLY, f"{item.name}: in flight when {deaths} earlier runs died; not tried again "
+                                    "(--retry-crashed tries it)"), describe(item)))
+            continue
         todo.append(item)
     if mismatched:
         log.warning("%d existing record(s) were made with other settings and are redone "
@@ -205,12 +172,17 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
                 outcomes.append(Outcome(index=item.index, name=item.name, status="failed", reason=WRITE_ERROR,
                                         message=f"cannot write {path}: {error}", **describe(item)))
 
+    if quarantined:
+        log.warning("%d sample(s) were in flight when %d earlier runs died and are failed as %s "
+                    "(--retry-crashed tries them again)", quarantined, MAX_DEATHS, CRASHED_REPEATEDLY)
     if hasattr(stage, "prepare"):
         stage.prepare(todo)
-    loader = DataLoader(_DecodeDataset(stage.decode, todo, decode_timeout), batch_size=None, shuffle=False,
-                        num_workers=num_workers, collate_fn=_identity, worker_init_fn=_worker_init,
-                        prefetch_factor=2 if num_workers > 0 else None, persistent_workers=False,
-                        pin_memory=pin_memory and num_workers > 0 and torch.cuda.is_available())
+    if num_workers > 0:
+        pool = DecodePool(stage.decode, num_workers, timeout=decode_timeout,
+                          pin_memory=pin_memory and torch.cuda.is_available())
+        stats, loader = pool.stats, pool.map(todo)
+    else:
+        stats, loader = PoolStats(), _decode_inline(stage.decode, todo, decode_timeout, journal)
     writer = RecordWriter(on_written)
     start = time.perf_counter()
     bar = tqdm(total=len(todo), unit="sample", disable=not (progress and rank.is_main), dynamic_ncols=True,
@@ -218,6 +190,7 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
     try:
         for decoded in loader:
             item = decoded.item
+            journal.start(item.name)  # the main process holds it now: a death here counts against it
             if decoded.error is not None:
                 with lock:
                     outcomes.append(_failure(item, decoded.error, describe(item)))
@@ -239,16 +212,21 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
                         for path, extra in extras:
                             writer.put(None, path, extra)
                     writer.put(item, item.path, record)
+            journal.end(item.name)
             bar.update(1)
     finally:
+        loader.close()  # stops the decode workers
         bar.close()
         try:
             writer.close()
         finally:
             index.close()
+            journal.close()
     seconds = time.perf_counter() - start
     done = sum(o.status == "done" for o in outcomes)
     log.info("rank %d: %d record(s) written in %.1f s (%.3f samples/s)", rank.rank, done, seconds,
              done / seconds if seconds > 0 else 0.0)
-    write_part(out, rank.rank, rank.world_size, outcomes, {"seconds": seconds, "done": done})
+    reliability = {**stats.as_dict(), "quarantined": quarantined, "earlier_runs_died": journal.runs_died}
+    write_part(out, rank.rank, rank.world_size, outcomes, {"seconds": seconds, "done": done,
+                                                           "reliability": reliability})
     return try_merge(out, rank.world_size, stage.list_name, {"step": stage.step})
