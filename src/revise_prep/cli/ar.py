@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 
+from revise_prep.cli import options
+
 log = logging.getLogger(__name__)
 
 TASKS = ("auto", "vid_edit", "vid_gen", "i2v_gen", "img_gen", "img_edit")
@@ -36,6 +38,7 @@ def register(sub) -> None:
     p.add_argument("--keep-mismatched", action="store_true",
                    help="keep existing records made with other settings instead of redoing them")
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    options.add_reliability_options(p)
     p.set_defaults(func=run)
 
 
@@ -46,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
                           video_root=args.video_root, dtype=args.dtype, device=args.device, task=args.task,
                           on_video_error=args.on_video_error, all_frames=args.all_frames,
                           num_workers=args.num_workers, decode_timeout=args.decode_timeout,
+                          max_video_pixels=args.max_video_pixels, retry_crashed=args.retry_crashed,
                           record_format=args.record_format,
                           progress=args.progress)
     summary = run_step2(settings, keep_mismatched=args.keep_mismatched)

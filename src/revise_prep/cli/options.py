@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from revise_prep.settings import FrameSettings, ModelSettings, RunSettings
+from revise_prep.video.guards import DEFAULT_MAX_VIDEO_PIXELS
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -88,11 +89,26 @@ def add_run_options(p: argparse.ArgumentParser, *, input_flags: tuple[str, ...],
     g.add_argument("--decode-timeout", type=float, default=300.0,
                    help="seconds one sample's decoding may take before it is failed (a hanging decoder)")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_reliability_options(p)
+
+
+def add_max_pixels_option(g) -> None:
+    g.add_argument("--max-video-pixels", type=int, default=DEFAULT_MAX_VIDEO_PIXELS,
+                   help="refuse videos with more pixels a frame than this (video_too_large, not decoded; "
+                        "the default is DCI 8K, 8192x4320; 0 = no limit)")
+
+
+def add_reliability_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("reliability")
+    add_max_pixels_option(g)
+    g.add_argument("--retry-crashed", action="store_true",
+                   help="also try samples that were in flight when two earlier runs died (crashed_repeatedly)")
 
 
 def run_settings(args: argparse.Namespace) -> RunSettings:
     return RunSettings(input=args.input, output_dir=args.output_dir, video_root=args.video_root,
                        num_workers=args.num_workers, min_prompt_len=args.min_prompt_len,
                        skip_bad_entries=args.skip_bad_entries, decode_timeout=args.decode_timeout,
+                       max_video_pixels=args.max_video_pixels, retry_crashed=args.retry_crashed,
                        record_format=args.record_format,
                        progress=args.progress)

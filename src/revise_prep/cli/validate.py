@@ -24,6 +24,7 @@ def register(sub) -> None:
     p.add_argument("--report", default="validate.jsonl",
                    help="JSON Lines file listing every sample that would be skipped, fail or has a warning")
     p.add_argument("--workers", type=int, default=None, help="probing threads (default: 2 x CPU cores, at most 16)")
+    options.add_max_pixels_option(p)
     p.add_argument("--allow-skips", action="store_true",
                    help="exit 0 even when some samples would be skipped or fail")
     p.set_defaults(func=run)
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = validate(args.input, options.frame_settings(args), video_root=args.video_root,
                       min_prompt_len=args.min_prompt_len, max_prompt_chars=args.max_prompt_chars,
-                      workers=args.workers)
+                      workers=args.workers, max_video_pixels=args.max_video_pixels)
     report = write_report(result, args.report)
     print(format_table(result))
     print(f"\nreport: {report}")

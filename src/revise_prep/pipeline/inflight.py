@@ -6,7 +6,9 @@ run starts, ``{"start": name}`` when the main process takes a sample up (to deco
 what a worker decoded) and ``{"end": name}`` once its outcome is known; ``{"stop": true}`` when the run
 ends without dying (finished, Ctrl-C, a full disk). A run section without ``stop`` died (SIGKILL, the OOM
 killer, a CUDA fault): its started-but-unended samples count one death each. A sample that ends normally
-has its count reset. Deleting ``.inflight/`` forgets the counts; nothing else depends on it.
+has its count reset. A rank's own file speaks for every name it mentions; other files (other ranks, other
+world sizes) count for the rest, and their counts are carried into ours when ours is compacted at start.
+Deleting ``.inflight/`` forgets the counts; nothing else depends on it.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ def inflight_path(out: Path, rank: int, world: int) -> Path:
     return Path(out) / INFLIGHT_DIR / f"w{world}-r{rank}.jsonl"
 
 
-def _replay(path: Path) -> tuple[Counter, int]:
-    """(deaths per sample name, runs that died) from one journal; a torn last line is ignored."""
+def _replay(path: Path) -> tuple[Counter, int, set[str]]:
+    """(deaths per sample name, runs that died, names mentioned) from one journal; a torn line is ignored."""
     deaths: Counter = Counter()
+    seen: set[str] = set()
     died = 0
     open_: set[str] | None = None
 
@@ -47,7 +50,7 @@ def _replay(path: Path) -> tuple[Counter, int]:
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
-        return deaths, 0
+        return deaths, 0, seen
     for line in lines:
         try:
             entry = json.loads(line)
@@ -56,13 +59,16 @@ def _replay(path: Path) -> tuple[Counter, int]:
         if not isinstance(entry, dict):
             continue
         if "carried" in entry:
-            deaths.update({str(k): int(v) for k, v in dict(entry["carried"]).items()})
+            carried = {str(k): int(v) for k, v in dict(entry["carried"]).items()}
+            deaths.update(carried)
+            seen.update(carried)
             died += int(entry.get("runs_died", 0))
         elif "run" in entry:
             close_section(crashed=True)
             open_ = set()
         elif "start" in entry and open_ is not None:
             open_.add(str(entry["start"]))
+            seen.add(str(entry["start"]))
         elif "end" in entry and open_ is not None:
             name = str(entry["end"])
             open_.discard(name)
@@ -71,7 +77,7 @@ def _replay(path: Path) -> tuple[Counter, int]:
             close_section(crashed=False)
             open_ = None
     close_section(crashed=True)
-    return +deaths, died
+    return deaths, died, seen
 
 
 class InflightJournal:
@@ -80,17 +86,22 @@ class InflightJournal:
     def __init__(self, out: Path, rank: int, world: int) -> None:
         self.path = inflight_path(out, rank, world)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.deaths: Counter = Counter()
         self.runs_died = 0
-        own, own_died = Counter(), 0
+        own, own_seen, own_died, others = Counter(), set(), 0, Counter()
         for path in sorted(self.path.parent.glob("w*-r*.jsonl")):
-            deaths, died = _replay(path)
-            self.deaths.update(deaths)
+            deaths, died, seen = _replay(path)
             if path == self.path:
-                own, own_died = deaths, died
+                own, own_died, own_seen = deaths, died, seen
+            else:
+                others.update(deaths)
             self.runs_died += died
-        if self.path.exists():  # compact our own file: the counts so far, then this run
-            atomic_write_text(self.path, json.dumps({"carried": dict(own), "runs_died": own_died}) + "\n")
+        names = own_seen | {n for n, k in others.items() if k > 0}
+        carried = {n: own[n] if n in own_seen else others[n] for n in sorted(names)}
+        self.deaths: Counter = +Counter(carried)
+        if self.path.exists() or self.deaths:  # compact our own file: the counts so far, then this run
+            atomic_write_text(self.path, json.dumps({"carried": {n: k for n, k in carried.items()
+                                                                 if k or others[n]},
+                                                     "runs_died": own_died}) + "\n")
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
         self._open: set[str] = set()
         self._lock = threading.Lock()

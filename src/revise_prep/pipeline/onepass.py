@@ -89,6 +89,7 @@ class OnePassStage(Step1Stage):
         needed = self.inputs.num_images(task.name, sample.prompt)
         # as the ar step: all 8 frames are decoded unless only the used ones are asked for in "fail" mode
         decode = needed if not self.ar.all_frames and self.ar.on_video_error != "black" else AR_NUM_FRAMES
+        self._read_guard(sample, "source", sample.source_file)  # before sample_indices probes it
         try:
             extra = sample_indices(sample.source_file, AR_NUM_FRAMES, decode)
             ar_error = None
@@ -149,13 +150,14 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
         inter.mkdir(exist_ok=True)
     stage = OnePassStage(frames, vae, t5, vila, ar, min_prompt_len=run.min_prompt_len, keep_intermediate=inter)
     stage.decoder_threads = decoder_threads(run.num_workers)
+    stage.max_video_pixels = run.max_video_pixels
     if rank.is_main:
         write_json(out / "config.json", {"step": "run", "run": asdict(run), "frames": asdict(frames),
                                          "models": asdict(models), "ar": asdict(ar),
                                          "keep_intermediate": keep_intermediate, "world_size": rank.world_size})
     summary = run_stage(stage, plan_items(samples, problems, out, suffix(run.record_format)), out, rank, num_workers=run.num_workers,
                         progress=run.progress, keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout,
-                        describe=describe, pin_memory=vae.device.type == "cuda")
+                        describe=describe, pin_memory=vae.device.type == "cuda", retry_crashed=run.retry_crashed)
     if summary is not None and inter is not None:
         names = [Path(line).name for line in (out / LIST_NAME).read_text().splitlines()]
         write_list(inter / "vae_features.txt", [str((inter / n).resolve()) for n in names if (inter / n).exists()])

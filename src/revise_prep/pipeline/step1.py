@@ -23,6 +23,7 @@ from revise_prep.records.reports import Outcome
 from revise_prep.records.schema import step1_record
 from revise_prep.settings import FrameSettings, ModelSettings, RunSettings
 from revise_prep.video import Clip, read_clip
+from revise_prep.video.guards import DEFAULT_MAX_VIDEO_PIXELS, check_video_pixels
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class Step1Stage:
     t5: Any = None
     min_prompt_len: int = 10
     decoder_threads: int = 0
+    max_video_pixels: int = DEFAULT_MAX_VIDEO_PIXELS  # a resource guard, not a record setting: not in signature()
     prompts: Any = None  # a PromptBank (main process only): umT5 batched across samples
     step: str = "vae"
     list_name: str = LIST_NAME
@@ -115,7 +117,15 @@ class Step1Stage:
             clips["target"] = self._read(sample, "target", sample.target_file)
         return Decoded(item, clips)
 
+    def _read_guard(self, sample: Sample, role: str, path: Path) -> None:
+        """``--max-video-pixels``, from the file's header, before any frame of it is decoded."""
+        try:
+            check_video_pixels(path, self.max_video_pixels)
+        except SampleError as err:
+            raise type(err)(err.reason, f"{sample.label}: {role} video: {err.message}", skip=err.skip) from None
+
     def _read(self, sample: Sample, role: str, path: Path, extra_indices=()) -> Clip:
+        self._read_guard(sample, role, path)
         try:
             # uint8: a quarter of the bytes from worker to encoder; the VAE normalises on its device
             return read_clip(path, self.frames, threads=self.decoder_threads, extra_indices=extra_indices,
@@ -195,11 +205,12 @@ def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *,
     samples, problems = read_input(run)
     vae, t5 = loaded or load_step1_models(models, rank)
     stage = Step1Stage(frames, vae, t5, min_prompt_len=run.min_prompt_len,
-                       decoder_threads=decoder_threads(run.num_workers))
+                       decoder_threads=decoder_threads(run.num_workers), max_video_pixels=run.max_video_pixels)
     if rank.is_main:
         write_json(out / "config.json", {"step": "vae", "run": asdict(run), "frames": asdict(frames),
                                          "models": asdict(models), "world_size": rank.world_size})
     items = plan_items(samples, problems, out, suffix(run.record_format))
     return run_stage(stage, items, out, rank, num_workers=run.num_workers, progress=run.progress,
                      keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout, describe=describe,
+                     retry_crashed=run.retry_crashed,
                      pin_memory=vae.device.type == "cuda")

@@ -24,6 +24,7 @@ from revise_prep.models.text import passes_prompt_filter
 from revise_prep.records.naming import DUPLICATE_SAMPLE, plan_names
 from revise_prep.settings import FrameSettings
 from revise_prep.video import check_orientation, probe_video, sampling_interval
+from revise_prep.video.guards import DEFAULT_MAX_VIDEO_PIXELS, check_video_pixels
 
 __all__ = ["VideoCheck", "SampleCheck", "ValidationResult", "validate", "check_video", "write_report",
            "format_table", "DEFAULT_MAX_PROMPT_CHARS"]
@@ -109,10 +110,13 @@ class ValidationResult:
         return sum(1 for s in self.samples if s.status in ("skipped", "failed"))
 
 
-def check_video(file: str | os.PathLike[str], settings: FrameSettings) -> VideoCheck:
-    """Probe ``file`` and apply step 1's frame-count and orientation rules (same order as ``read_clip``)."""
+def check_video(file: str | os.PathLike[str], settings: FrameSettings,
+                max_video_pixels: int = DEFAULT_MAX_VIDEO_PIXELS) -> VideoCheck:
+    """Probe ``file`` and apply step 1's rules in its order: the pixel guard, then ``read_clip``'s frame-count
+    and orientation rules."""
     file = str(file)
     try:
+        check_video_pixels(file, max_video_pixels)
         info = probe_video(file, read_rotation=False)
     except SampleError as err:
         return VideoCheck(file, err.reason, err.message, skip=err.skip)
@@ -186,7 +190,7 @@ def _check_sample(sample: Sample, name: str | None, videos: dict[str, VideoCheck
 
 def validate(input_path: str | os.PathLike[str], settings: FrameSettings, *, video_root: str | os.PathLike[str] = ".",
              min_prompt_len: int = 10, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
-             workers: int | None = None) -> ValidationResult:
+             workers: int | None = None, max_video_pixels: int = DEFAULT_MAX_VIDEO_PIXELS) -> ValidationResult:
     """Check every entry of ``input_path`` as step 1 would treat it; no model is loaded, nothing is written.
 
     Raises ``InputError`` when the file itself is unreadable or not JSON (as the pipeline does).
@@ -199,7 +203,7 @@ def validate(input_path: str | os.PathLike[str], settings: FrameSettings, *, vid
     log.info("validating %d entries (%d distinct videos) with %d workers", len(samples) + len(problems),
              len(files), workers)
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="validate") as pool:
-        videos = dict(zip(files, pool.map(lambda f: check_video(f, settings), files)))
+        videos = dict(zip(files, pool.map(lambda f: check_video(f, settings, max_video_pixels), files)))
     checks: list[SampleCheck] = []
     for sample in samples:
         if sample.index in plan.duplicates:
