@@ -55,3 +55,9 @@ def test_bench_precision_quick(tmp_path):
 def test_bench_skipping_quick(tmp_path):
     text = _run("skipping", tmp_path)
     assert "step 1" in text and "step 2" in text and "| NO |" not in text
+
+
+def test_bench_handoff_quick(tmp_path):
+    text = _run("handoff", tmp_path)
+    for row in ("DataLoader (before)", "DecodePool (after)", "worker death"):
+        assert row in text, row

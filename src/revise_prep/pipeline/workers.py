@@ -13,8 +13,8 @@ input order, like the DataLoader it replaces, with three differences:
 Each worker holds one sample at a time (so a death costs one sample); at most ``prefetch`` results per
 worker are decoded ahead of the consumer. Tensors travel through shared memory, by file name
 (``file_system`` strategy, set in the workers only), so a result already sent stays readable when its
-worker is killed or stopped afterwards; with ``pin_memory`` the supervisor thread copies them to
-page-locked memory, off the encode loop. Workers are forked, as the DataLoader did (``START_METHOD``).
+worker is killed or stopped afterwards. The supervisor thread copies them to page-locked memory
+(``pin_memory``, for the GPU) or maps their pages in (CPU), off the encode loop. Workers are forked, as the DataLoader did (``START_METHOD``).
 """
 
 from __future__ import annotations
@@ -146,6 +146,22 @@ def _raiser(err: Exception) -> Decode:
     def raise_(item):
         raise err
     return raise_
+
+
+def _prefault(decoded):
+    """Map every page of the shared-memory frames here, off the encode loop (what pinning does on a GPU box):
+    a received tensor is only mapped lazily, and its first read would page-fault in the encoder."""
+    from revise_prep.pipeline.runner import map_tensors
+
+    map_tensors(decoded.data, _touch)
+    return decoded
+
+
+def _touch(t: torch.Tensor) -> torch.Tensor:
+    if t.is_shared() and t.numel():
+        pages = torch.empty(0, dtype=torch.uint8).set_(t.untyped_storage())
+        pages[::4096].sum()  # one byte a page (torch releases the GIL meanwhile)
+    return t
 
 
 class _Worker:
@@ -372,7 +388,7 @@ class _Run:
     def _emit(self) -> None:
         while self.next_emit in self.done:
             decoded = self.done.pop(self.next_emit)
-            if self.pool.pin_memory and getattr(decoded, "error", None) is None:
-                decoded = decoded.pin_memory()
+            if getattr(decoded, "error", None) is None:
+                decoded = decoded.pin_memory() if self.pool.pin_memory else _prefault(decoded)
             self.out.put(decoded)
             self.next_emit += 1
