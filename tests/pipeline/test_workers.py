@@ -56,6 +56,11 @@ def test_results_in_order_and_a_crashing_sample_retried_once_then_failed(tmp_pat
     assert len(stage.tries(0)) == 1
     assert pool.stats.worker_crashes == 3 and pool.stats.retried == 2
     assert pool.stats.worker_restarts >= 2
+    del out, d
+    pids = {p.suffix[1:] for p in tmp_path.iterdir()}
+    shm = Path("/dev/shm")
+    if shm.is_dir():  # the workers' shared memory is freed with the results, also that of the killed ones
+        assert not [f for f in shm.iterdir() if f.name.split("_")[1:2] and f.name.split("_")[1] in pids]
 
 
 def test_a_hung_worker_is_killed_after_the_timeout(tmp_path):

@@ -140,6 +140,9 @@ def _worker_main(decode: Decode, conn) -> None:
         except Exception as err:  # noqa: BLE001 - e.g. a result that cannot be pickled
             conn.send((pos, decode_one(_raiser(SampleError(DECODE_ERROR, f"cannot hand over the decoded "
                                                                          f"sample: {err}")), item)))
+        # drop our reference to the shared memory now: were this process killed while holding it, the
+        # segment would stay allocated (until the run ends) after the main process is done with it
+        del msg, item, result
 
 
 def _raiser(err: Exception) -> Decode:
