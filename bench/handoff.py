@@ -7,7 +7,8 @@ tensors (the decoding itself is not measured: it is the same in both). Per item:
 * latency: from the moment the worker's decode returned to the moment the main process holds the tensors
   and has touched every page once (what the encoder's copy would do), while the main process waits;
 * main-thread time: how long the encode loop is held up receiving an item that is already decoded
-  (the main process "encodes" for ``--encode-s`` seconds between items, so the worker is ahead);
+  (the main process "encodes" for ``--encode-s`` seconds between items, so the worker is ahead), in wall
+  time and in the main thread's CPU time (unaffected by other load: receiving, mapping, page faults);
 * recovery: the worker SIGKILLs itself on one item; time from its death until the fresh worker starts the
   retry, and until the retried item reaches the main process.
 
@@ -82,16 +83,17 @@ def _source(kind: str, decode, items, pin: bool):
 def measure(kind: str, shape, n: int, encode_s: float, pin: bool) -> dict[str, float]:
     items = [WorkItem(i, f"s{i}", None) for i in range(n)]
     decode = FakeDecode(shape)
-    latencies, waits = [], []
+    latencies, waits, cpu = [], [], []
     it = _source(kind, decode, items, pin)
     first = next(it)  # start-up (and the first item) not counted
     _touch(first)
     time.sleep(encode_s)  # the encoder is busy; the worker gets ahead
     for _ in range(n - 1):
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), time.thread_time()
         d = next(it)
         _touch(d)
         waits.append(time.monotonic() - t0)
+        cpu.append(time.thread_time() - c0)
         time.sleep(encode_s)
     del it
     it = _source(kind, decode, items, pin)  # again, with the main process waiting: end-to-end latency
@@ -100,7 +102,8 @@ def measure(kind: str, shape, n: int, encode_s: float, pin: bool) -> dict[str, f
         _touch(d)
         latencies.append(time.monotonic() - d.extra["decoded"])
     del it
-    return {"latency": statistics.median(latencies[1:]), "main": statistics.median(waits)}
+    return {"latency": statistics.median(latencies[1:]), "main": statistics.median(waits),
+            "cpu": statistics.median(cpu)}
 
 
 def recovery(shape, n: int) -> dict[str, float]:
@@ -139,17 +142,19 @@ def main() -> int:
     mb = 2 * torch.Size(shape).numel() / 1e6
     lines = [f"clip pair {shape[0]}x{shape[2]}x{shape[3]} uint8 x2 ({mb:.0f} MB), pin_memory={args.pin}, "
              f"medians of {repeats} runs x {n} items", "",
-             "| hand-off | latency ms (worker done -> main has every page) | main-thread ms per ready item |",
-             "|---|---:|---:|"]
+             "| hand-off | latency ms (worker done -> main has every page) | main-thread ms per ready item "
+             "| main-thread CPU ms per ready item |",
+             "|---|---:|---:|---:|"]
     for kind, results in rows.items():
         label = "DataLoader (before)" if kind == "DataLoader" else "DecodePool (after)"
         lines.append(f"| {label} | {1e3 * statistics.median(r['latency'] for r in results):.1f} | "
-                     f"{1e3 * statistics.median(r['main'] for r in results):.1f} |")
+                     f"{1e3 * statistics.median(r['main'] for r in results):.1f} | "
+                     f"{1e3 * statistics.median(r['cpu'] for r in results):.1f} |")
     lines.append(f"| worker death: death -> retry starts in a fresh worker | "
-                 f"{1e3 * statistics.median(r['restart'] for r in rec):.1f} | |")
+                 f"{1e3 * statistics.median(r['restart'] for r in rec):.1f} | | |")
     lines.append(f"| worker death: death -> retried sample in the main process (its decode took "
                  f"{1e3 * statistics.median(r['decode'] for r in rec):.0f} ms) | "
-                 f"{1e3 * statistics.median(r['received'] for r in rec):.1f} | |")
+                 f"{1e3 * statistics.median(r['received'] for r in rec):.1f} | | |")
     text = "\n".join(lines)
     print(text)
     if args.out:
