@@ -14,7 +14,13 @@ Each worker holds one sample at a time (so a death costs one sample); at most ``
 worker are decoded ahead of the consumer. Tensors travel through shared memory, by file name
 (``file_system`` strategy, set in the workers only), so a result already sent stays readable when its
 worker is killed or stopped afterwards. The supervisor thread copies them to page-locked memory
-(``pin_memory``, for the GPU) or maps their pages in (CPU), off the encode loop. Workers are forked, as the DataLoader did (``START_METHOD``).
+(``pin_memory``, for the GPU) or maps their pages in (CPU), off the encode loop. Workers are forked, as
+the DataLoader's were (``START_METHOD``).
+
+pebble's ``ProcessPool`` has the same death/timeout model (a timed-out task kills its worker,
+``ProcessExpired`` for a dead one) but would add a runtime dependency and still need the ordering, the
+prefetch window, the retry in a fresh worker and the pinning written around it; and with torch's default
+file-descriptor sharing, unpickling a result needs its sender running (a stopped worker would block it).
 """
 
 from __future__ import annotations
