@@ -50,3 +50,25 @@ def test_step1_refuses_before_decoding_and_validate_agrees(data):
 
 def test_missing_file_is_left_to_the_reader(tmp_path):
     check_video_pixels(tmp_path / "absent.mp4", 1)  # no video_too_large: the reader reports missing_file
+
+
+def test_step2_refuses_the_source_video_before_decoding(data, tmp_path):
+    import torch
+
+    from revise_prep.pipeline.step2 import ArPayload, ArSettings, Step2Stage
+    from revise_prep.records.formats import serialize
+    from revise_prep.records.schema import step1_record
+    from revise_prep.testing.tiny_vila import make_tiny_vila
+
+    vila = make_tiny_vila(tmp_path / "vila")
+    rec = step1_record(latent=torch.zeros(1), latent_tgt=torch.zeros(1), prompt="Make it snow everywhere.",
+                       text_emb=torch.zeros(2, 4), video_path=str(data / "big.mp4"), frame_num=5, meta={})
+    path = tmp_path / "r.pkl"
+    path.write_bytes(serialize(rec, path))
+    item = WorkItem(0, "r", tmp_path / "out" / "r.pkl", ArPayload(path))
+    settings = ArSettings(data_file=str(tmp_path), result_folder=str(tmp_path / "out"), model_path=str(vila))
+    with pytest.raises(SampleError) as err:
+        Step2Stage(settings=ArSettings(**{**settings.__dict__, "max_video_pixels": 160 * 96 - 1})).decode(item)
+    assert err.value.reason == VIDEO_TOO_LARGE and "r.pkl" in err.value.message
+    decoded = Step2Stage(settings).decode(item)  # under the default limit the same video is decoded
+    assert decoded.data["pixels"] is not None
