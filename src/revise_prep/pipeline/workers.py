@@ -260,8 +260,7 @@ class _Run:
         for w in self.workers:
             w.proc.join(max(0.0, deadline - time.monotonic()))
             if w.proc.is_alive():
-                w.proc.kill()
-                w.proc.join()
+                self._kill(w)
             w.conn.close()
         os.close(self.wake_r)
         os.close(self.wake_w)
@@ -320,6 +319,7 @@ class _Run:
 
     def _collect(self, w: _Worker) -> None:
         """Take every result the worker has sent; handle its death if it is gone."""
+        lost = False
         try:
             while w.conn.poll():
                 pos, decoded = w.conn.recv()
@@ -327,7 +327,8 @@ class _Run:
                 w.task = None
         except Exception:  # noqa: BLE001 - EOF (died) or a result that cannot be read back: the worker is lost
             self._kill(w)
-        if not w.proc.is_alive():
+            lost = True
+        if lost or not w.proc.is_alive():
             self._on_death(w)
 
     def _check_deadlines(self) -> None:
@@ -355,7 +356,7 @@ class _Run:
     def _kill(self, w: _Worker) -> None:
         if w.proc.is_alive():
             w.proc.kill()
-        w.proc.join()
+        w.proc.join(10)  # a process stuck in the kernel (a dead network mount) may not go: it is abandoned
 
     def _remove(self, w: _Worker) -> None:
         self.workers.remove(w)
@@ -370,7 +371,7 @@ class _Run:
     def _on_death(self, w: _Worker) -> None:
         if w not in self.workers:
             return
-        w.proc.join()
+        w.proc.join(10)
         how = exit_description(w.proc.exitcode)
         self.pool.stats.worker_crashes += 1
         self._remove(w)
