@@ -18,7 +18,7 @@ class SampleError(Exception):
         self.message = message
         self.skip = skip
 
-    def __reduce__(self):  # errors travel from DataLoader workers to the main process
+    def __reduce__(self):  # errors travel from decode workers to the main process
         return (_rebuild, (type(self), self.reason, self.message, self.skip))
 
 
@@ -58,6 +58,9 @@ INSUFFICIENT_FRAMES = "insufficient_frames"
 ORIENTATION_MISMATCH = "orientation_mismatch"
 DECODE_ERROR = "decode_error"
 DECODE_TIMEOUT = "decode_timeout"
+DECODER_CRASHED = "decoder_crashed"  # the decode worker died on this sample twice (a signal, the OOM killer)
+CRASHED_REPEATEDLY = "crashed_repeatedly"  # in flight when two earlier runs died (--retry-crashed tries it)
+VIDEO_TOO_LARGE = "video_too_large"  # width x height above --max-video-pixels: not decoded
 SHORT_PROMPT = "short_prompt"
 ENCODE_ERROR = "encode_error"
 WRITE_ERROR = "write_error"

@@ -100,6 +100,8 @@ class RunSettings:
     min_prompt_len: int = 10  # the original skips prompts of at most 10 characters
     skip_bad_entries: bool = False  # record malformed input entries as failures instead of stopping
     decode_timeout: float = 300.0  # seconds one sample's decoding may take before it is failed
+    max_video_pixels: int = 8192 * 4320  # = video.guards.DEFAULT_MAX_VIDEO_PIXELS; larger videos are not decoded
+    retry_crashed: bool = False  # try samples that were in flight when two earlier runs died
     record_format: str = "pickle"  # or "safetensors"
     progress: bool = True
     engine: EngineSettings = EngineSettings()

@@ -62,3 +62,9 @@ def test_bench_log_volume_quick(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| `vae`") or line.startswith("| planning")]
     assert len(rows) == 2 and "exit 0" in rows[0]
     assert int(rows[1].split("|")[2]) < 20  # 2,000 entries, 1,995 renamed: a handful of lines, not one each
+
+
+def test_bench_handoff_quick(tmp_path):
+    text = _run("handoff", tmp_path)
+    for row in ("DataLoader (before)", "DecodePool (after)", "worker death"):
+        assert row in text, row

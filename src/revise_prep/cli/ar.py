@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
                           auto_rotate=args.auto_rotate, num_workers=args.num_workers,
                           decode_timeout=args.decode_timeout, record_format=args.record_format,
                           progress=args.progress, relative_paths=args.relative_paths,
-                          progress_interval=args.progress_interval, engine=options.engine_settings(args))
+                          progress_interval=args.progress_interval, engine=options.engine_settings(args),
+                          max_video_pixels=args.max_video_pixels, retry_crashed=args.retry_crashed)
     summary = run_step2(settings, keep_mismatched=args.keep_mismatched)
     return run_status(summary)

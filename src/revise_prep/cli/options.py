@@ -7,6 +7,7 @@ import argparse
 from revise_prep.errors import InputError
 from revise_prep.settings import EngineSettings, FrameSettings, ModelSettings, RunSettings
 from revise_prep.video.buckets import PRESETS, parse_buckets, parse_frame_buckets
+from revise_prep.video.guards import DEFAULT_MAX_VIDEO_PIXELS
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -141,7 +142,16 @@ def add_execution_options(p: argparse.ArgumentParser) -> None:
                    help="no progress bar (or, when stderr is not a terminal, no progress lines)")
     g.add_argument("--progress-interval", type=float, default=d.progress_interval, metavar="SECONDS",
                    help="when stderr is not a terminal (a batch job's log): seconds between progress lines")
+    g.add_argument("--retry-crashed", action="store_true",
+                   help="also try samples that were in flight when two earlier runs died (crashed_repeatedly)")
+    add_max_pixels_option(g)
     add_engine_options(p)
+
+
+def add_max_pixels_option(g) -> None:
+    g.add_argument("--max-video-pixels", type=int, default=DEFAULT_MAX_VIDEO_PIXELS,
+                   help="refuse videos with more pixels a frame than this (video_too_large, not decoded; "
+                        "the default is DCI 8K, 8192x4320; 0 = no limit)")
 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
@@ -185,6 +195,7 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
     return RunSettings(input=args.input, output_dir=args.output_dir, video_root=args.video_root,
                        num_workers=args.num_workers, min_prompt_len=args.min_prompt_len,
                        skip_bad_entries=args.skip_bad_entries, decode_timeout=args.decode_timeout,
+                       max_video_pixels=args.max_video_pixels, retry_crashed=args.retry_crashed,
                        record_format=args.record_format,
                        progress=args.progress, relative_paths=args.relative_paths,
                        progress_interval=args.progress_interval, engine=engine_settings(args))

@@ -27,6 +27,7 @@ def register(sub) -> None:
     p.add_argument("--vae-only", dest="ar_checks", action="store_false",
                    help="check only what step 1 (`vae`) needs; by default the source videos also get the checks "
                         "step 2 (`ar`/`run`) makes before reading its AR frames")
+    options.add_max_pixels_option(p)
     p.add_argument("--allow-skips", action="store_true",
                    help="exit 0 even when some samples would be skipped or fail")
     p.set_defaults(func=run)
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = validate(args.input, options.frame_settings(args), video_root=args.video_root,
                       min_prompt_len=args.min_prompt_len, max_prompt_chars=args.max_prompt_chars,
-                      workers=args.workers, ar_checks=args.ar_checks)
+                      workers=args.workers, ar_checks=args.ar_checks, max_video_pixels=args.max_video_pixels)
     report = write_report(result, args.report)
     print(format_table(result))
     print(f"\nreport: {report}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +54,11 @@ def try_merge(out: Path, world: int, list_name: str, extra: dict[str, Any] | Non
         return None
     outcomes: dict[int, Outcome] = {}
     seconds = 0.0
+    reliability: Counter = Counter()
     for path in parts:
         stats, items = read_part(path)
         seconds = max(seconds, float(stats.get("seconds", 0.0)))
+        reliability.update(stats.get("reliability", {}))
         for o in items:
             if o.index in outcomes:
                 raise RuntimeError(f"sample {o.index} reported by two ranks ({path}); refusing to merge")
@@ -67,7 +70,8 @@ def try_merge(out: Path, world: int, list_name: str, extra: dict[str, Any] | Non
     write_failures(out / FAILURES_FILE, ordered)
     write_notes(out / NOTES_FILE, ordered)
     summary = summarize(ordered, seconds=seconds, world_size=world, list_file=str((out / list_name).absolute()),
-                        **(extra or {}), **({"buckets": buckets} if buckets else {}))
+                        reliability={k: reliability[k] for k in sorted(reliability)}, **(extra or {}),
+                        **({"buckets": buckets} if buckets else {}))
     write_summary(out / SUMMARY_FILE, summary)
     for stale in (out / PARTS_DIR).glob("w*-r*.jsonl"):
         if stale not in parts:

@@ -94,6 +94,8 @@ class OnePassStage(Step1Stage):
         needed = self.inputs.num_images(task.name, sample.prompt)
         # as the ar step: all 8 frames are decoded unless only the used ones are asked for in "fail" mode
         decode = needed if not self.ar.all_frames and self.ar.on_video_error != "black" else AR_NUM_FRAMES
+        if not infos:  # (with buckets the planning probe checked it)
+            self._read_guard(sample, "source", sample.source_file)  # before sample_indices probes it
         try:
             extra = sample_indices(sample.source_file, AR_NUM_FRAMES, decode)
             ar_error = None
@@ -160,6 +162,7 @@ class OnePassFactory:
         stage = OnePassStage(self.frames, vae, t5, vila, self.ar, min_prompt_len=self.run.min_prompt_len,
                              keep_intermediate=self.keep_intermediate)
         stage.decoder_threads = decoder_threads(self.run.num_workers) if self.run.engine.name == "local" else 1
+        stage.max_video_pixels = self.run.max_video_pixels
         return stage
 
 
@@ -189,7 +192,7 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
                                    "world_size": 1 if ray else rank.world_size})
     items = plan_items(samples, problems, out, suffix(run.record_format))
     options = dict(progress=run.progress, keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout,
-                   describe=describe, relative_paths=run.relative_paths)
+                   describe=describe, relative_paths=run.relative_paths, retry_crashed=run.retry_crashed)
     if ray:
         summary = run_stage_ray(factory, items, out, run.engine, **options)
     else:

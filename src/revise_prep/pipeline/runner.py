@@ -1,4 +1,4 @@
-"""The loop every step shares: shard, resume, decode in DataLoader workers, encode, write in the background.
+"""The loop every step shares: shard, resume, decode in supervised workers, encode, write in the background.
 
 A step (see :class:`Stage`) says how to decode one work item (in a worker process) and how to
 encode what was decoded (in the main process, on the GPU); this module does the rest the same way
@@ -8,24 +8,23 @@ for every step: exactly-once bookkeeping, failures that never stop the run, repo
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 import traceback
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from revise_prep.errors import DECODE_TIMEOUT, ENCODE_ERROR, WRITE_ERROR, SampleError
+from revise_prep.errors import CRASHED_REPEATEDLY, ENCODE_ERROR, WRITE_ERROR, SampleError
 from revise_prep.pipeline import resume
 from revise_prep.pipeline.dist import RankInfo
+from revise_prep.pipeline.inflight import MAX_DEATHS, InflightJournal
 from revise_prep.pipeline.locks import ShareLock
 from revise_prep.pipeline.merge import part_path, try_merge, write_part
 from revise_prep.pipeline.progress import DEFAULT_INTERVAL, Notices, Progress
+from revise_prep.pipeline.workers import DecodePool, PoolStats, decode_one
 from revise_prep.pipeline.writer import RecordWriter
 from revise_prep.records.atomic import clean_temporaries
 from revise_prep.records.layout import OutputLayout
@@ -89,60 +88,11 @@ class Stage(Protocol):
         """The record to write, or (record, [(path, intermediate record), ...]) written before it."""
 
 
-class _DecodeDataset(Dataset):
-    """Runs ``stage.decode`` in DataLoader workers; anything it raises becomes the sample's failure."""
-
-    def __init__(self, decode, items: list[WorkItem], timeout: float | None = None) -> None:
-        self.decode = decode
-        self.items = items
-        self.timeout = timeout
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> Decoded:
-        item = self.items[i]
-        try:
-            with _deadline(self.timeout, item):
-                return self.decode(item)
-        except SampleError as err:
-            return Decoded(item, error=err)
-        except Exception as err:  # noqa: BLE001 - one bad video must never stop the run
-            return Decoded(item, error=SampleError("decode_error", f"{type(err).__name__}: {err}"))
-
-
-@contextmanager
-def _deadline(seconds: float | None, item: WorkItem):
-    """Bound a hanging decoder: SIGALRM interrupts the decode loop (workers are processes, so this is safe)."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum, frame):
-        raise SampleError(DECODE_TIMEOUT, f"{item.name or item.index}: decoding took longer than {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def _worker_init(_: int) -> None:
-    torch.set_num_threads(1)  # workers decode; the main process owns the cores for encoding
-
-
-def _identity(x):
-    return x
-
-
-def _with_shape(outcome: Outcome, shape: str | None) -> Outcome:
-    """The record's bucket shape in the outcome, for the per-shape list files (records/shapes.py)."""
-    if shape:
-        outcome.extra = {**outcome.extra, "shape": shape}
-    return outcome
+def _decode_inline(decode, items: list[WorkItem], timeout: float | None, journal: InflightJournal):
+    """``--num-workers 0``: decode in this process (journalled first: a crash here kills the run)."""
+    for item in items:
+        journal.start(item.name)
+        yield decode_one(decode, item, timeout)
 
 
 def _failure(item: WorkItem, err: SampleError, payload_paths: dict[str, str | None]) -> Outcome:
@@ -169,14 +119,22 @@ class Plan:
 
     outcomes: list[Outcome]
     todo: list[WorkItem]
-    index: resume.DoneIndex  # records written now are appended here (closed by the caller)
+    index: resume.DoneIndex  # records written now are appended here
+    journal: InflightJournal  # samples in flight, so that a poison sample is not retried forever
     sig: str
     total: int
     shapes: dict[int, str | None] = field(default_factory=dict)  # bucket shape of each record resumed or written
+    quarantined: int = 0  # samples failed as crashed_repeatedly
+
+    def close(self) -> None:
+        try:
+            self.index.close()
+        finally:
+            self.journal.close()
 
 
 def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *, keep_mismatched: bool = False,
-              describe=lambda item: {}, notices: Notices | None = None) -> Plan:
+              describe=lambda item: {}, notices: Notices | None = None, retry_crashed: bool = False) -> Plan:
     """This rank's share after the resume check (shared by every engine): clean its temporaries, drop its
     stale report, count valid records as resumed and return the rest to do."""
     meta = stage_layout(stage, out).meta  # reports and bookkeeping
@@ -191,6 +149,8 @@ def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *,
     todo: list[WorkItem] = []
     mismatched = 0
     index = resume.DoneIndex(meta, rank.rank, rank.world_size)
+    journal = InflightJournal(meta, rank.rank, rank.world_size)
+    quarantined = 0
     sig = resume.signature_hash(signature)
     shapes: dict[int, str | None] = {}  # bucket shape of each record written or resumed
     for item in mine:
@@ -215,36 +175,49 @@ def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *,
             notices("redone (other settings)", "%s: redoing: %s", item.path, detail, where="this log only")
         elif state == resume.INVALID:
             notices("redone (unreadable)", "%s: redoing: %s", item.path, detail, where="this log only")
+        deaths = journal.quarantined(item.name)
+        if deaths and not retry_crashed:
+            quarantined += 1
+            outcomes.append(_failure(item, SampleError(
+                CRASHED_REPEATEDLY, f"{item.name}: in flight when {deaths} earlier runs died; not tried again "
+                                    "(--retry-crashed tries it)"), describe(item)))
+            continue
         todo.append(item)
     notices.flush()
+    if quarantined:
+        log.warning("%d sample(s) were in flight when %d earlier runs died and are failed as %s "
+                    "(--retry-crashed tries them again)", quarantined, MAX_DEATHS, CRASHED_REPEATEDLY)
     if mismatched:
         log.warning("%d existing record(s) were made with other settings and are redone "
                     "(--keep-mismatched keeps them)", mismatched)
     log.info("rank %d/%d: %d sample(s), %d to do, %d already done", rank.rank, rank.world_size,
              len(mine), len(todo), sum(o.status == "resumed" for o in outcomes))
-    return Plan(outcomes, todo, index, sig, len(mine), shapes)
+    return Plan(outcomes, todo, index, journal, sig, len(mine), shapes, quarantined)
 
 
 def finish_run(stage: Stage, out: Path, rank: RankInfo, outcomes: list[Outcome], seconds: float, *,
-               relative_paths: bool = False) -> dict[str, Any] | None:
+               relative_paths: bool = False, reliability: dict[str, int] | None = None) -> dict[str, Any] | None:
     """Write this rank's report and merge the reports when every rank has finished (shared by every engine)."""
     meta = stage_layout(stage, out).meta
     done = sum(o.status == "done" for o in outcomes)
     log.info("rank %d: %d record(s) written in %.1f s (%.3f samples/s)", rank.rank, done, seconds,
              done / seconds if seconds > 0 else 0.0)
-    write_part(meta, rank.rank, rank.world_size, outcomes, {"seconds": seconds, "done": done})
+    write_part(meta, rank.rank, rank.world_size, outcomes, {"seconds": seconds, "done": done,
+                                                            "reliability": reliability or {}})
     return try_merge(meta, rank.world_size, stage.list_name, {"step": stage.step}, relative_paths=relative_paths)
 
 
 def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *, num_workers: int = 2,
                 progress: bool = True, keep_mismatched: bool = False, decode_timeout: float | None = None,
                 pin_memory: bool = False, describe=lambda item: {}, relative_paths: bool = False,
-                progress_interval: float = DEFAULT_INTERVAL) -> dict[str, Any] | None:
+                progress_interval: float = DEFAULT_INTERVAL, retry_crashed: bool = False) -> dict[str, Any] | None:
     notices = Notices(log)
     if hasattr(stage, "notices"):
         stage.notices = notices
-    plan = plan_work(stage, items, out, rank, keep_mismatched=keep_mismatched, describe=describe, notices=notices)
-    outcomes, todo, index, sig, shapes = plan.outcomes, plan.todo, plan.index, plan.sig, plan.shapes
+    plan = plan_work(stage, items, out, rank, keep_mismatched=keep_mismatched, describe=describe, notices=notices,
+                     retry_crashed=retry_crashed)
+    outcomes, todo, index, journal, sig, shapes = (plan.outcomes, plan.todo, plan.index, plan.journal, plan.sig,
+                                                   plan.shapes)
     lock = threading.Lock()
 
     def on_written(item: WorkItem | None, path: Path, error: BaseException | None) -> None:
@@ -265,16 +238,19 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
 
     if hasattr(stage, "prepare"):
         stage.prepare(todo)
-    loader = DataLoader(_DecodeDataset(stage.decode, todo, decode_timeout), batch_size=None, shuffle=False,
-                        num_workers=num_workers, collate_fn=_identity, worker_init_fn=_worker_init,
-                        prefetch_factor=2 if num_workers > 0 else None, persistent_workers=False,
-                        pin_memory=pin_memory and num_workers > 0 and torch.cuda.is_available())
+    if num_workers > 0:
+        pool = DecodePool(stage.decode, num_workers, timeout=decode_timeout,
+                          pin_memory=pin_memory and torch.cuda.is_available())
+        stats, loader = pool.stats, pool.map(todo)
+    else:
+        stats, loader = PoolStats(), _decode_inline(stage.decode, todo, decode_timeout, journal)
     writer = RecordWriter(on_written)
     start = time.perf_counter()
     bar = Progress(len(todo), stage.step, enabled=progress and rank.is_main, interval=progress_interval)
     try:
         for decoded in loader:
             item = decoded.item
+            journal.start(item.name)  # the main process holds it now: a death here counts against it
             if decoded.error is not None:
                 with lock:
                     outcomes.append(_failure(item, decoded.error, describe(item)))
@@ -299,12 +275,16 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
                             writer.put(None, path, extra)
                     shapes[item.index] = record_shape(record)
                     writer.put(item, item.path, record)
+            journal.end(item.name)
             bar.update(1)
     finally:
+        loader.close()  # stops the decode workers
         bar.close()
         try:
             writer.close()
         finally:
-            index.close()
+            plan.close()
             notices.flush()
-    return finish_run(stage, out, rank, outcomes, time.perf_counter() - start, relative_paths=relative_paths)
+    reliability = {**stats.as_dict(), "quarantined": plan.quarantined, "earlier_runs_died": journal.runs_died}
+    return finish_run(stage, out, rank, outcomes, time.perf_counter() - start, relative_paths=relative_paths,
+                      reliability=reliability)

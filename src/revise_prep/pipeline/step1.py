@@ -28,6 +28,7 @@ from revise_prep.settings import FrameSettings, ModelSettings, RunSettings, fram
 from revise_prep.video import Clip, VideoInfo, check_orientation, probe_video, read_clip, sampling_interval
 from revise_prep.video.buckets import plan_sample, uses_buckets
 from revise_prep.video.notes import decoder_notes
+from revise_prep.video.guards import DEFAULT_MAX_VIDEO_PIXELS, check_video_pixels
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class Step1Stage:
     t5: Any = None
     min_prompt_len: int = 10
     decoder_threads: int = 0
+    max_video_pixels: int = DEFAULT_MAX_VIDEO_PIXELS  # a resource guard, not a record setting: not in signature()
     prompts: Any = None  # a PromptBank (main process only): umT5 batched across samples
     step: str = "vae"
     list_name: str = LIST_NAME
@@ -155,6 +157,7 @@ class Step1Stage:
         displayed: dict[str, tuple[int, int]] = {}
         for role, path in videos.items():  # read_clip's rules and order, before anything is decoded
             with _labelled(sample, role):
+                check_video_pixels(path, self.max_video_pixels)  # --max-video-pixels, before anything else
                 info = infos[role] = probe_video(path, read_rotation=rotate)
                 displayed[role] = info.display_size if rotate else (info.height, info.width)
                 sampling_interval(path, info.num_frames, smallest)
@@ -163,8 +166,15 @@ class Step1Stage:
         item.notes["bucket"] = why
         return frames, infos
 
+    def _read_guard(self, sample: Sample, role: str, path: Path) -> None:
+        """``--max-video-pixels``, from the file's header, before any frame of it is decoded."""
+        with _labelled(sample, role):
+            check_video_pixels(path, self.max_video_pixels)
+
     def _read(self, sample: Sample, role: str, path: Path, extra_indices=(), *, frames: FrameSettings | None = None,
               info: VideoInfo | None = None) -> Clip:
+        if info is None:  # (with buckets the planning probe checked it)
+            self._read_guard(sample, role, path)
         with _labelled(sample, role):
             # uint8: a quarter of the bytes from worker to encoder; the VAE normalises on its device
             return read_clip(path, frames or self.frames, threads=self.decoder_threads, extra_indices=extra_indices,
@@ -257,7 +267,8 @@ class Step1Factory:
         """With the models loaded on ``rank``'s device (or ``loaded``), or without them when ``rank`` is None."""
         vae, t5 = loaded or (load_step1_models(self.models, rank) if rank is not None else (None, None))
         threads = decoder_threads(self.run.num_workers) if self.run.engine.name == "local" else 1
-        return Step1Stage(self.frames, vae, t5, min_prompt_len=self.run.min_prompt_len, decoder_threads=threads)
+        return Step1Stage(self.frames, vae, t5, min_prompt_len=self.run.min_prompt_len, decoder_threads=threads,
+                          max_video_pixels=self.run.max_video_pixels)
 
 
 def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *, rank: RankInfo | None = None,
@@ -283,6 +294,7 @@ def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *,
     return run_stage(stage, items, out, rank, num_workers=run.num_workers, progress=run.progress,
                      keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout, describe=describe,
                      pin_memory=vae.device.type == "cuda", relative_paths=run.relative_paths,
+                     retry_crashed=run.retry_crashed,
                      progress_interval=run.progress_interval)
 
 
@@ -296,4 +308,5 @@ def _run_ray(factory: Step1Factory, samples, problems, out: Path, layout, keep_m
                                "models": asdict(factory.models), "world_size": 1})
     items = plan_items(samples, problems, out, suffix(run.record_format))
     return run_stage_ray(factory, items, out, run.engine, progress=run.progress, keep_mismatched=keep_mismatched,
-                         decode_timeout=run.decode_timeout, describe=describe, relative_paths=run.relative_paths)
+                         decode_timeout=run.decode_timeout, describe=describe, relative_paths=run.relative_paths,
+                         retry_crashed=run.retry_crashed)

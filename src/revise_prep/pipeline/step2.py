@@ -1,6 +1,6 @@
 """Step 2: the VILA "AR model" over each step-1 record's source video and prompt -> final training records.
 
-Frames are decoded and preprocessed into the vision tower's pixel tensor in DataLoader workers; the
+Frames are decoded and preprocessed into the vision tower's pixel tensor in decode workers; the
 main process only runs the model. Input records may be ours or the original step 1's (six keys).
 """
 
@@ -30,6 +30,7 @@ from revise_prep.records.formats import suffix
 from revise_prep.records.reports import read_list_paths
 from revise_prep.records.schema import META_KEY, ar_record, missing_keys
 from revise_prep.settings import EngineSettings
+from revise_prep.video.guards import DEFAULT_MAX_VIDEO_PIXELS, check_video_pixels
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class ArSettings:
     auto_rotate: bool = True  # frames upright by the display matrix, as decord gives them
     num_workers: int = 2
     decode_timeout: float = 300.0
+    max_video_pixels: int = DEFAULT_MAX_VIDEO_PIXELS  # 0: no limit
+    retry_crashed: bool = False
     record_format: str = "pickle"  # or "safetensors"
     progress: bool = True
     engine: EngineSettings = EngineSettings()
@@ -160,6 +163,8 @@ class Step2Stage:
         task = resolve_task(self.task_for(record))
         media = None if task.media is None else resolve_path(record["video_path"], self.settings.video_root)
         try:
+            if task.media == "video":
+                check_video_pixels(media, self.settings.max_video_pixels)
             pixels = self.inputs.prepare(task.name, record["prompt"], media)
         except SampleError as err:
             hint = "" if media is None or Path(record["video_path"]).is_absolute() else \
@@ -249,7 +254,8 @@ def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
         write_json(layout.config, {"step": "ar", "settings": asdict(settings), "world_size": 1})
         return run_stage_ray(Step2Factory(settings), items, out, settings.engine, progress=settings.progress,
                              keep_mismatched=keep_mismatched, decode_timeout=settings.decode_timeout,
-                             describe=describe, relative_paths=settings.relative_paths)
+                             describe=describe, relative_paths=settings.relative_paths,
+                             retry_crashed=settings.retry_crashed)
     model = model or load_ar_model(settings, rank)
     if rank.is_main:
         write_json(layout.config, {"step": "ar", "settings": asdict(settings), "world_size": rank.world_size})
@@ -257,7 +263,8 @@ def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
     return run_stage(stage, items, out, rank, num_workers=settings.num_workers,
                      progress=settings.progress, keep_mismatched=keep_mismatched,
                      decode_timeout=settings.decode_timeout, describe=describe,
-                     relative_paths=settings.relative_paths, progress_interval=settings.progress_interval)
+                     relative_paths=settings.relative_paths, progress_interval=settings.progress_interval,
+                     retry_crashed=settings.retry_crashed)
 
 
 def describe(item: WorkItem) -> dict[str, str]:

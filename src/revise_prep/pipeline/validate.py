@@ -30,6 +30,7 @@ from revise_prep.video import check_orientation, probe_video, sampling_interval
 from revise_prep.video.probe import count_indexed_frames
 from revise_prep.video.notes import decoder_notes
 from revise_prep.video.reader import applied_rotation
+from revise_prep.video.guards import DEFAULT_MAX_VIDEO_PIXELS, check_video_pixels
 
 __all__ = ["VideoCheck", "SampleCheck", "ValidationResult", "validate", "check_video", "write_report",
            "format_table", "DEFAULT_MAX_PROMPT_CHARS"]
@@ -140,13 +141,16 @@ class ValidationResult:
         return sum(1 for s in self.samples if s.status in ("skipped", "failed"))
 
 
-def check_video(file: str | os.PathLike[str], settings: FrameSettings, *, ar: bool = False) -> VideoCheck:
-    """Probe ``file`` and apply step 1's frame-count and orientation rules (same order as ``read_clip``).
+def check_video(file: str | os.PathLike[str], settings: FrameSettings, *, ar: bool = False,
+                max_video_pixels: int = DEFAULT_MAX_VIDEO_PIXELS) -> VideoCheck:
+    """Probe ``file`` and apply step 1's rules in its order: the pixel guard, then ``read_clip``'s frame-count
+    and orientation rules.
 
     ``ar``: also step 2's checks before its AR-frame read (the file as decord would index it).
     """
     file = str(file)
     try:
+        check_video_pixels(file, max_video_pixels)
         info = probe_video(file, read_rotation=True)  # the first frame: display matrix and interlacing
     except SampleError as err:
         return VideoCheck(file, err.reason, err.message, skip=err.skip)
@@ -237,7 +241,8 @@ def _check_sample(sample: Sample, name: str | None, videos: dict[str, VideoCheck
 
 def validate(input_path: str | os.PathLike[str], settings: FrameSettings, *, video_root: str | os.PathLike[str] = ".",
              min_prompt_len: int = 10, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
-             workers: int | None = None, ar_checks: bool = True) -> ValidationResult:
+             workers: int | None = None, ar_checks: bool = True,
+             max_video_pixels: int = DEFAULT_MAX_VIDEO_PIXELS) -> ValidationResult:
     """Check every entry of ``input_path`` as step 1 would treat it; no model is loaded, nothing is written.
 
     ``ar_checks``: also what step 2 checks on an edit pair's source video before reading its AR frames, so
@@ -254,7 +259,8 @@ def validate(input_path: str | os.PathLike[str], settings: FrameSettings, *, vid
     log.info("validating %d entries (%d distinct videos) with %d workers", len(samples) + len(problems),
              len(files), workers)
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="validate") as pool:
-        videos = dict(zip(files, pool.map(lambda f: check_video(f, settings, ar=f in ar_files), files)))
+        videos = dict(zip(files, pool.map(lambda f: check_video(f, settings, ar=f in ar_files,
+                                                                max_video_pixels=max_video_pixels), files)))
     checks: list[SampleCheck] = []
     for sample in samples:
         if sample.index in plan.duplicates:

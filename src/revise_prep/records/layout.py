@@ -5,7 +5,8 @@ Two layouts, one rule: a folder the original ReViSE step 2 may list holds nothin
 * ``records_only`` (step-1 output folders: ``vae``, and ``run --keep-intermediate``'s ``vae_features/``): the
   output folder holds only ``<name>.pkl`` records (and, while a write is in progress, its temporary file).
   Everything else goes in the sidecar folder beside it, ``<output-dir>.revise-prep/``: the list file,
-  ``failures.jsonl``, ``notes.jsonl``, ``summary.json``, ``config.json``, ``.done/``, ``.parts/``, ``.locks/``.
+  ``failures.jsonl``, ``notes.jsonl``, ``summary.json``, ``config.json``, ``.done/``, ``.parts/``, ``.locks/``,
+  ``.inflight/``.
   The original step 2 lists its ``$DATA_FILE`` folder with ``os.listdir`` and unpickles every entry; any other
   entry would make it recurse into the next record (a duplicate) or crash.
 * inline (step-2 and ``run`` output folders, which only training reads, through the list file): all of the above
@@ -35,8 +36,9 @@ CONFIG_FILE = "config.json"
 PARTS_DIR = ".parts"
 DONE_DIR = ".done"
 LOCK_DIR = ".locks"
+INFLIGHT_DIR = ".inflight"  # samples in flight when a run died (pipeline/inflight.py)
 REPORT_FILES = (FAILURES_FILE, NOTES_FILE, SUMMARY_FILE, CONFIG_FILE)
-BOOKKEEPING_DIRS = (DONE_DIR, PARTS_DIR, LOCK_DIR)
+BOOKKEEPING_DIRS = (DONE_DIR, PARTS_DIR, LOCK_DIR, INFLIGHT_DIR)
 
 
 def absolute(path: str | os.PathLike[str]) -> Path:

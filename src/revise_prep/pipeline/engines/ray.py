@@ -26,8 +26,9 @@ from revise_prep.errors import ENCODE_ERROR, WRITE_ERROR, InputError, SampleErro
 from revise_prep.pipeline.dist import RankInfo
 from revise_prep.pipeline.locks import ShareLock
 from revise_prep.pipeline.progress import Notices, Progress
-from revise_prep.pipeline.runner import (Decoded, Stage, WorkItem, _deadline, _failure, _with_shape, finish_run,
-                                         plan_work, stage_layout)
+from revise_prep.pipeline.runner import (Decoded, Stage, WorkItem, _failure, _with_shape, finish_run, plan_work,
+                                         stage_layout)
+from revise_prep.pipeline.workers import decode_one
 from revise_prep.pipeline.writer import FATAL_ERRNOS, FatalWriteError
 from revise_prep.records.atomic import atomic_write_bytes, clean_temporaries
 from revise_prep.records.formats import serialize
@@ -87,17 +88,6 @@ def encoder_resources(settings: EngineSettings, cluster: dict[str, float]) -> tu
     return args, min(settings.actors or most, fit)
 
 
-def decode_safely(stage: Stage, item: WorkItem, timeout: float | None) -> Decoded:
-    """``stage.decode`` with the local engine's rules: anything it raises becomes the sample's failure."""
-    try:
-        with _deadline(timeout, item):
-            return stage.decode(item)
-    except SampleError as err:
-        return Decoded(item, error=err)
-    except Exception as err:  # noqa: BLE001 - one bad video must never stop the run
-        return Decoded(item, error=SampleError("decode_error", f"{type(err).__name__}: {err}"))
-
-
 class _Decode:
     """Ray Data task body: one work item (pickled) -> its Decoded (pickled), on any node's CPUs."""
 
@@ -109,7 +99,7 @@ class _Decode:
         import torch
 
         torch.set_num_threads(1)
-        decoded = decode_safely(self.stage, pickle.loads(row["item"]), self.timeout)
+        decoded = decode_one(self.stage.decode, pickle.loads(row["item"]), self.timeout)
         return {"index": row["index"], "decoded": pickle.dumps(decoded, protocol=pickle.HIGHEST_PROTOCOL)}
 
 
@@ -180,7 +170,7 @@ def _outcome(item: WorkItem, result: dict[str, Any], describe) -> Outcome:
 def run_stage_ray(factory: StageFactory, items: list[WorkItem], out: Path, engine: EngineSettings, *,
                   progress: bool = True, keep_mismatched: bool = False, decode_timeout: float | None = None,
                   describe: Callable[[WorkItem], dict] = lambda item: {}, relative_paths: bool = False,
-                  ) -> dict[str, Any] | None:
+                  retry_crashed: bool = False) -> dict[str, Any] | None:
     """Process every item of ``items`` into ``out`` on a Ray cluster; returns the merged summary."""
     ray = import_ray()
     layout = stage_layout(factory.build(None), out).prepare()
@@ -189,7 +179,8 @@ def run_stage_ray(factory: StageFactory, items: list[WorkItem], out: Path, engin
     try:
         with ShareLock(layout.meta, rank.rank, rank.world_size):
             return _run(ray, factory, items, out, engine, progress=progress, keep_mismatched=keep_mismatched,
-                        decode_timeout=decode_timeout, describe=describe, relative_paths=relative_paths)
+                        decode_timeout=decode_timeout, describe=describe, relative_paths=relative_paths,
+                        retry_crashed=retry_crashed)
     finally:
         if started:
             ray.shutdown()
@@ -197,7 +188,7 @@ def run_stage_ray(factory: StageFactory, items: list[WorkItem], out: Path, engin
 
 def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: EngineSettings, *, progress: bool,
          keep_mismatched: bool, decode_timeout: float | None, describe, relative_paths: bool,
-         ) -> dict[str, Any] | None:
+         retry_crashed: bool) -> dict[str, Any] | None:
     from ray.data import ActorPoolStrategy, DataContext
 
     rank = RankInfo()
@@ -208,7 +199,8 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
     stage = factory.build(None)
     stage.signature = lambda: signature  # the driver's stage has no models; resume checks this signature
     notices = Notices(log)
-    plan = plan_work(stage, items, out, rank, keep_mismatched=keep_mismatched, describe=describe, notices=notices)
+    plan = plan_work(stage, items, out, rank, keep_mismatched=keep_mismatched, describe=describe, notices=notices,
+                     retry_crashed=retry_crashed)
     outcomes, todo = plan.outcomes, plan.todo
     by_index = {item.index: item for item in todo}
     got: dict[int, Outcome] = {}
@@ -250,14 +242,14 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
                 bar.close()
     finally:
         notices.flush()
-        plan.index.close()
+        plan.close()
         clean_temporaries(out, {it.path.name for it in todo})  # a killed actor's half-written temporary
     missing = sorted(set(by_index) - set(got))
     if missing:
         raise RuntimeError(f"ray: no result for sample(s) {missing[:10]}; re-run the same command to resume")
     return finish_run(stage, out, rank, outcomes + list(got.values()), time.perf_counter() - start,
-                      relative_paths=relative_paths)
+                      relative_paths=relative_paths, reliability={"quarantined": plan.quarantined})
 
 
-__all__ = ["INSTALL_HINT", "StageFactory", "connect", "decode_safely", "encode_and_write", "import_ray",
+__all__ = ["INSTALL_HINT", "StageFactory", "connect", "encode_and_write", "import_ray",
            "run_stage_ray"]

@@ -1,0 +1,82 @@
+"""The decode supervisor: results in input order, a worker that dies or hangs costs only the sample it held.
+
+The workers here die by real signals sent to themselves from the test's decode function (SIGSEGV as a
+crashing decoder, SIGSTOP as a decoder stuck inside C code), not through any hook in the product.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import torch
+
+from revise_prep.pipeline.runner import Decoded, WorkItem
+from revise_prep.pipeline.workers import DecodePool
+
+
+class SignalStage:
+    """decode: item ``i`` -> a tensor of value i; items in ``crash`` segfault the worker (in ``once``: only the
+    first time, remembered through a marker file); items in ``hang`` stop the worker (a hang no alarm breaks)."""
+
+    def __init__(self, marks: Path, crash=(), once=(), hang=()) -> None:
+        self.marks, self.crash, self.once, self.hang = marks, set(crash), set(once), set(hang)
+
+    def decode(self, item: WorkItem) -> Decoded:
+        marker = self.marks / f"{item.index}.{os.getpid()}"
+        marker.touch()  # which process tried which item (independent evidence of the retry)
+        if item.index in self.crash or (item.index in self.once and len(self.tries(item.index)) == 1):
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if item.index in self.hang:
+            os.kill(os.getpid(), signal.SIGSTOP)
+        return Decoded(item, torch.full((3, 64, 64), item.index, dtype=torch.uint8))
+
+    def tries(self, index: int) -> list[str]:
+        return sorted(p.suffix for p in self.marks.glob(f"{index}.*"))
+
+
+def items(n: int) -> list[WorkItem]:
+    return [WorkItem(i, f"s{i}", None) for i in range(n)]
+
+
+def test_results_in_order_and_a_crashing_sample_retried_once_then_failed(tmp_path):
+    stage = SignalStage(tmp_path, crash={2}, once={5})
+    pool = DecodePool(stage.decode, 2)
+    out = list(pool.map(items(9)))
+    assert [d.item.index for d in out] == list(range(9))
+    for d in out:
+        if d.item.index == 2:
+            assert d.error.reason == "decoder_crashed" and "SIGSEGV" in d.error.message and "s2" in d.error.message
+        else:
+            assert d.error is None, d.error
+            assert torch.equal(d.data, torch.full((3, 64, 64), d.item.index, dtype=torch.uint8))
+    assert len(set(stage.tries(2))) == 2 and len(set(stage.tries(5))) == 2  # retried in another process
+    assert len(stage.tries(0)) == 1
+    assert pool.stats.worker_crashes == 3 and pool.stats.retried == 2
+    assert pool.stats.worker_restarts >= 2
+    del out, d
+    pids = {p.suffix[1:] for p in tmp_path.iterdir()}
+    shm = Path("/dev/shm")
+    if shm.is_dir():  # the workers' shared memory is freed with the results, also that of the killed ones
+        assert not [f for f in shm.iterdir() if f.name.split("_")[1:2] and f.name.split("_")[1] in pids]
+
+
+def test_a_hung_worker_is_killed_after_the_timeout(tmp_path):
+    stage = SignalStage(tmp_path, hang={1})
+    pool = DecodePool(stage.decode, 2, timeout=2.0)
+    start = time.monotonic()
+    out = list(pool.map(items(5)))
+    assert time.monotonic() - start < 60
+    assert [d.item.index for d in out] == list(range(5))
+    assert out[1].error.reason == "decode_timeout" and "2 s" in out[1].error.message
+    assert all(d.error is None for i, d in enumerate(out) if i != 1)
+    assert pool.stats.decode_timeouts == 1 and pool.stats.worker_crashes == 0
+    assert len(stage.tries(1)) == 1  # a timeout is not retried
+
+
+def test_every_worker_dying_still_ends(tmp_path):
+    stage = SignalStage(tmp_path, crash={0, 1, 2, 3})
+    out = list(DecodePool(stage.decode, 1).map(items(4)))
+    assert [d.error.reason for d in out] == ["decoder_crashed"] * 4
