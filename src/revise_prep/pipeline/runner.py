@@ -95,6 +95,13 @@ def _decode_inline(decode, items: list[WorkItem], timeout: float | None, journal
         yield decode_one(decode, item, timeout)
 
 
+def _with_shape(outcome: Outcome, shape: str | None) -> Outcome:
+    """The record's bucket shape in the outcome, for the per-shape list files (records/shapes.py)."""
+    if shape:
+        outcome.extra = {**outcome.extra, "shape": shape}
+    return outcome
+
+
 def _failure(item: WorkItem, err: SampleError, payload_paths: dict[str, str | None]) -> Outcome:
     return Outcome(index=item.index, name=item.name, status="skipped" if err.skip else "failed",
                    reason=err.reason, message=err.message, **payload_paths)
