@@ -18,6 +18,7 @@ pytest.importorskip("ray", reason="the Ray engine needs the [ray] extra (pip ins
 pytest.importorskip("ray.data", reason="the Ray engine needs Ray Data (pip install 'revise-prep[ray]')")
 
 from .test_engine_ray import assert_same_folder  # noqa: E402
+from revise_prep.records.layout import sidecar_of  # noqa: E402
 
 RAY_CLI = [sys.executable, "-c", "import sys; from ray.scripts.scripts import main; sys.exit(main())"]
 SECOND = "REVISE_PREP_TEST_NODE"
