@@ -53,14 +53,14 @@ def outputs(tmp_path_factory, ray_cluster, dataset, wan_release, vila) -> Path:
     root = tmp_path_factory.mktemp("engines")
     common = ["--input", str(dataset / "pairs.json"), "--video-root", str(dataset), "--ckpt-dir", str(wan_release),
               *MODELS, *FRAMES, "--num-workers", "0", "--no-progress"]
-    for engine in ("local", "ray"):
+    for engine in ("local", "ray"):  # the dataset has samples that fail (exit status 4) on both engines alike
         e = ["--engine", engine]
-        assert main(["vae", *common, *e, "--output-dir", str(root / engine / "vae")]) == 0
+        assert main(["vae", *common, *e, "--output-dir", str(root / engine / "vae")]) == 4
         assert main(["ar", "--data-file", str(root / "local" / "vae" / "vae_features.txt"), "--model-path", str(vila),
                      "--result-folder", str(root / engine / "ar"), "--video-root", str(dataset), "--device", "cpu",
                      "--num-workers", "0", "--no-progress", *e]) == 0
         assert main(["run", *common, *e, "--model-path", str(vila), "--output-dir", str(root / engine / "run"),
-                     "--keep-intermediate"]) == 0
+                     "--keep-intermediate"]) == 4
     return root
 
 
