@@ -147,7 +147,7 @@ class Step1Stage:
         if not uses_buckets(self.frames):
             return self.frames, {}
         sample: Sample = item.payload
-        rotate = bool(getattr(self.frames, "auto_rotate", False))  # the displayed size when frames are rotated
+        rotate = self.frames.auto_rotate  # the displayed size when frames are rotated
         videos = {"source": sample.source_file}
         if not sample.is_caption:
             videos["target"] = sample.target_file

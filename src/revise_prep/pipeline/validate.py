@@ -27,7 +27,7 @@ from revise_prep.models.text import passes_prompt_filter
 from revise_prep.records.naming import DUPLICATE_SAMPLE, plan_names
 from revise_prep.settings import FrameSettings
 from revise_prep.video import check_orientation, probe_video, sampling_interval
-from revise_prep.video.probe import count_indexed_frames
+from revise_prep.video.probe import HDR_TRANSFERS, count_indexed_frames
 from revise_prep.video.notes import decoder_notes
 from revise_prep.video.reader import applied_rotation
 from revise_prep.video.guards import DEFAULT_MAX_VIDEO_PIXELS, check_video_pixels
@@ -73,15 +73,14 @@ class VideoCheck:
         return self.reason is None
 
     @property
-    def noteworthy(self) -> bool:
-        """Rotated, interlaced, more than 8 bits or HDR: reported as information."""
-        return bool(self.rotation or self.interlaced or (self.bit_depth or 8) > 8 or self.notes)
+    def hdr(self) -> bool:
+        return self.color_transfer in HDR_TRANSFERS
 
     def facts(self) -> dict[str, Any]:
         """The per-video information of the report (not problems)."""
         data: dict[str, Any] = {"rotation": self.rotation, "interlaced": self.interlaced,
                                 "bit_depth": self.bit_depth, "color_transfer": self.color_transfer,
-                                "hdr": self.color_transfer in ("smpte2084", "arib-std-b67")}
+                                "hdr": self.hdr}
         if self.width is not None:
             data["size"] = f"{self.width}x{self.height}"  # stored, WxH
         if self.notes:
@@ -331,4 +330,4 @@ def _video_facts(result: ValidationResult) -> list[str]:
     return ["", f"videos: {len(videos)} distinct; {turn}",
             f"interlaced: {sum(1 for v in videos if v.interlaced)}; bit depth: "
             + ", ".join(f"{k}-bit: {n}" for k, n in sorted(depth.items()))
-            + f"; HDR (PQ/HLG): {sum(1 for v in videos if v.color_transfer in ('smpte2084', 'arib-std-b67'))}"]
+            + f"; HDR (PQ/HLG): {sum(1 for v in videos if v.hdr)}"]

@@ -261,13 +261,6 @@ def count_frames_decode(path: str | os.PathLike[str]) -> int:
         container.close()
 
 
-def _open_indexed(path: Path) -> av.container.InputContainer:
-    try:
-        return av.open(str(path))
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise VideoError(CANNOT_OPEN, f"cannot open video {path}: {exc}") from exc
-
-
 def count_indexed_frames(path: str | os.PathLike[str]) -> int:
     """decord's ``len(vr)``: the container's frame count (packet count when it has none).
 
@@ -276,10 +269,8 @@ def count_indexed_frames(path: str | os.PathLike[str]) -> int:
     stream-copied cut starting mid-GOP) are not frames: decord counts them and returns repeated or wrong frames
     for the last indices; we count only the frames a decoder outputs (as step 1 does).
     """
-    with _open_indexed(Path(path)) as container:
-        if not container.streams.video:
-            raise VideoError(NO_VIDEO_STREAM, f"no video stream in {path}")
-        stream = container.streams.video[0]
+    container, stream, _ = open_video(path)
+    with container:
         promised = int(stream.frames or 0)
         packets = hidden = 0
         try:
