@@ -15,15 +15,12 @@ record's meta and in ``notes.jsonl``.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import posixpath
 import unicodedata
 from dataclasses import dataclass, field
 
 from revise_prep.inputs.samples import Sample
-
-log = logging.getLogger(__name__)
 
 DUPLICATE_SAMPLE = "duplicate_sample"
 NAME_MAX = 255  # bytes, when the filesystem does not say (ext4, xfs, btrfs, NFS, Lustre, GPFS)
@@ -96,7 +93,8 @@ class NamePlan:
 
 def plan_names(samples: list[Sample], *, max_bytes: int | None = None) -> NamePlan:
     """Assign each sample a unique stem, deterministically over the whole input (independent of ranks);
-    ``max_bytes`` bounds each stem (default: :func:`name_budget` of a typical filesystem)."""
+    ``max_bytes`` bounds each stem (default: :func:`name_budget` of a typical filesystem). Logs nothing: the
+    callers report each renamed or changed name (step 1 in its log and ``notes.jsonl``, validate in its report)."""
     max_bytes = name_budget() if max_bytes is None else max_bytes
     names: dict[int, str] = {}
     renamed: dict[int, str] = {}
@@ -123,9 +121,4 @@ def plan_names(samples: list[Sample], *, max_bytes: int | None = None) -> NamePl
                 n += 1
         taken.add(name)
         names[sample.index] = name
-    if renamed:
-        log.warning("%d output name collision(s) disambiguated with a hash suffix", len(renamed))
-    if altered:
-        log.warning("%d output name(s) had control characters or were too long for the filesystem: changed "
-                    "(the original name is kept in each record's meta)", len(altered))
     return NamePlan(names, renamed, duplicates, altered)
