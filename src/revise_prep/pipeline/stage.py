@@ -13,10 +13,10 @@ from typing import Any, Protocol
 
 import torch
 
+from revise_prep.errors import SampleError
 from revise_prep.pipeline.dist import RankInfo
 from revise_prep.records.layout import OutputLayout
 from revise_prep.records.reports import Outcome
-from revise_prep.errors import SampleError
 
 
 @dataclass

@@ -23,19 +23,18 @@ from revise_prep.pipeline.stage import Stage, StageFactory, WorkItem, describer,
 from revise_prep.records.atomic import clean_temporaries
 from revise_prep.records.reports import Outcome
 from revise_prep.records.shapes import record_shape
-from revise_prep.settings import EngineSettings, ExecutionSettings
+from revise_prep.settings import ExecutionSettings
 
 log = logging.getLogger(__name__)
 
 
 class Engine(Protocol):
-    """Runs a step's stage over its work items: plan → execute → finish. Built from the ``--engine`` settings
-    (and, for engines with static ranks, this process's rank) by :func:`revise_prep.pipeline.engines.get_engine`;
-    the constructor fails fast (e.g. Ray not installed) before the step writes anything."""
+    """Runs a step's stage over its work items: plan → execute → finish. Built as ``ENGINE(settings, rank)``
+    (the ``--engine`` settings; this process's rank, for engines with static ranks) by
+    :func:`revise_prep.pipeline.engines.get_engine`; building it fails fast (e.g. Ray not installed), before
+    the step writes anything."""
 
     rank: RankInfo  # this process's place: it writes config.json when main; reports merge over its world_size
-
-    def __init__(self, settings: EngineSettings, rank: RankInfo | None = None) -> None: ...
 
     def run(self, factory: StageFactory, items: list[WorkItem], out: Path, settings: ExecutionSettings, *,
             loaded=None) -> dict[str, Any] | None:
