@@ -17,9 +17,11 @@ import torch
 from revise_prep.video.transform import normalise_pixels
 
 from .base import ModuleAdapter, load_state_dict_file, resolve_dtype, source_id
+from .identity import files_identity, folder_files, hub_identity
 from .layouts import VAE_ORIGINAL_FILE, VAE_SUBFOLDER, VaeCheckpoint, find_vae, hub_download
 
-__all__ = ["WanVAE", "vae_config_from_original", "WAN21_LATENTS_MEAN", "WAN21_LATENTS_STD"]
+__all__ = ["WanVAE", "vae_config_from_original", "vae_identifier", "vae_identity", "WAN21_LATENTS_MEAN",
+           "WAN21_LATENTS_STD"]
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,21 @@ def _load_model(ckpt: VaeCheckpoint):
     return _from_diffusers(ckpt.location, VAE_SUBFOLDER)
 
 
+def vae_identifier(source: str | Path) -> str:
+    """How records name the VAE they were made with (its source, as ``WanVAE.identifier``)."""
+    return f"wan2.1-vae:{source_id(source)}"
+
+
+def vae_identity(source: str | Path) -> str:
+    """The VAE checkpoint's identity (``models/identity.py``) without loading it: its layout and weight files."""
+    ckpt = find_vae(source)
+    if ckpt.kind == "hub":
+        return hub_identity(ckpt.location)
+    if ckpt.kind == "original":
+        return files_identity("original", {Path(ckpt.location).name: Path(ckpt.location)})
+    return files_identity("diffusers", folder_files(Path(ckpt.location) / (ckpt.subfolder or "")))
+
+
 @dataclass(eq=False)
 class WanVAE(ModuleAdapter):
     """A loaded Wan2.1 VAE that encodes clips to normalised latents (implements ``VideoEncoder``)."""
@@ -172,7 +189,7 @@ class WanVAE(ModuleAdapter):
         dev = torch.device(device)
         return cls(
             model=model,
-            identifier=f"wan2.1-vae:{source_id(source)}",
+            identifier=vae_identifier(source),
             _mean=mean.view(1, -1, 1, 1, 1).to(dev),
             _inv_std=inv_std.view(1, -1, 1, 1, 1).to(dev),
             batch_clips=batch_clips,

@@ -16,6 +16,10 @@ log = logging.getLogger(__name__)
 
 VALID, MISSING, INVALID, MISMATCHED = "valid", "missing", "invalid", "mismatched"
 
+#: Signature keys newer than the records they check: a record made before a key existed lacks it and is judged
+#: on the others (it was never redone for them before either). The checkpoints' identities (models/identity.py).
+ADDED_KEYS = frozenset({"vae_weights", "t5_weights", "vila_weights"})
+
 
 def check_record(path: Path, step: str, settings: dict[str, Any], keep: dict[str, Any] | None = None,
                  ) -> tuple[str, str]:
@@ -40,7 +44,8 @@ def check_record(path: Path, step: str, settings: dict[str, Any], keep: dict[str
     if not isinstance(meta, dict) or meta.get("step") != step:
         return MISMATCHED, "no revise-prep meta (made by another tool or step)"
     theirs = meta.get("settings", {})
-    diff = sorted(k for k in set(settings) | set(theirs) if settings.get(k) != theirs.get(k))
+    diff = sorted(k for k in set(settings) | set(theirs) if settings.get(k) != theirs.get(k)
+                  and not (k in ADDED_KEYS and k not in theirs))
     if diff:
         return MISMATCHED, "made with other settings: " + "; ".join(
             f"{k}={theirs[k]!r} (now {settings.get(k)!r})" if k in theirs else

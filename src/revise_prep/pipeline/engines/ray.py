@@ -141,10 +141,6 @@ class _Encoder:
                 "result": np.array([pickle.dumps(r) for r in results], dtype=object)}
 
 
-def _signature(factory: StageFactory) -> dict[str, Any]:
-    return factory.build(RankInfo()).signature()
-
-
 def _outcome(item: WorkItem, result: dict[str, Any], describe) -> Outcome:
     item.notes.update(result["notes"])  # e.g. prompt_truncated_from, set while encoding
     if result["status"] == "done":
@@ -186,10 +182,7 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
     rank = RankInfo()
     actor_args, actors = encoder_resources(engine, ray.cluster_resources())
     start = time.perf_counter()
-    # the signature needs the models' identifiers: one task with an encoder's resources builds the stage
-    signature = ray.get(ray.remote(**actor_args)(_signature).remote(factory))
-    stage = factory.build(None)
-    stage.signature = lambda: signature  # the driver's stage has no models; resume checks this signature
+    stage = factory.build(None)  # no models: its signature comes from the settings and the checkpoints' identities
     describe = describer(stage)
     notices = Notices(log)
     plan = plan_work(stage, items, out, rank, settings, notices)
