@@ -135,9 +135,12 @@ class Step1Stage:
         return state
 
     def prepare(self, todo: list[WorkItem]) -> None:
-        """Called once before the loop with the items to do, in order: queue their prompts for batching."""
+        """Called with items to do, in order, before they are encoded (the local engine: once, with all of them;
+        a Ray actor: with the samples waiting in it): queue their prompts for batching."""
         prompts = [it.payload.prompt for it in todo if passes_prompt_filter(it.payload.prompt, self.min_prompt_len)]
-        self.prompts = PromptBank(self.t5, prompts, batch_size=getattr(self.t5, "batch_size", 8))
+        if self.prompts is None:
+            self.prompts = PromptBank(self.t5, [], batch_size=getattr(self.t5, "batch_size", 8))
+        self.prompts.add(prompts)
 
     def _check_prompt(self, sample: Sample) -> None:
         """The original's filter, applied before decoding (same outcome, no decoding wasted)."""

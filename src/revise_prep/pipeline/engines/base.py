@@ -42,6 +42,24 @@ class Engine(Protocol):
         ranks still run. ``loaded``: models already in this process (used where this process encodes)."""
 
 
+def encoder_threads(settings: ExecutionSettings, rank: RankInfo) -> int:
+    """The torch intra-op threads of the process that encodes, whichever the engine: the local engine's main
+    process, and every Ray encoder actor (the driver decides, the actors apply it). CPU kernels split their work
+    by thread count and round accordingly, so one rule for both keeps their records bit-identical. Today: this
+    process's torch threads (torch's default: the cores it may use, or ``OMP_NUM_THREADS``)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+def apply_threads(threads: int) -> None:
+    """Set this thread's torch intra-op threads (a thread started before the setting keeps its own)."""
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 def with_shape(outcome: Outcome, shape: str | None) -> Outcome:
     """The record's bucket shape in the outcome, for the per-shape list files (records/shapes.py)."""
     if shape:
@@ -122,13 +140,13 @@ def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, se
         if deaths and not settings.retry_crashed:
             quarantined += 1
             outcomes.append(failure_outcome(item, SampleError(
-                CRASHED_REPEATEDLY, f"{item.name}: in flight when {deaths} earlier runs died; not tried again "
-                                    "(--retry-crashed tries it)"), describe(item)))
+                CRASHED_REPEATEDLY, f"{item.name}: in flight when a run or worker process holding it died, {deaths} "
+                                    "times; not tried again (--retry-crashed tries it)"), describe(item)))
             continue
         todo.append(item)
     notices.flush()
     if quarantined:
-        log.warning("%d sample(s) were in flight when %d earlier runs died and are failed as %s "
+        log.warning("%d sample(s) were in flight when a process holding them died %d times and are failed as %s "
                     "(--retry-crashed tries them again)", quarantined, MAX_DEATHS, CRASHED_REPEATEDLY)
     if mismatched:
         log.warning("%d existing record(s) were made with other settings and are redone "

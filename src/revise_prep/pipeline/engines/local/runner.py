@@ -20,7 +20,8 @@ import torch
 
 from revise_prep.errors import ENCODE_ERROR, WRITE_ERROR, SampleError
 from revise_prep.pipeline.dist import RankInfo, rank_info
-from revise_prep.pipeline.engines.base import failure_outcome, finish_run, plan_work, with_shape
+from revise_prep.pipeline.engines.base import (apply_threads, encoder_threads, failure_outcome, finish_run, plan_work,
+                                               with_shape)
 from revise_prep.pipeline.engines.local.workers import DecodePool, PoolStats, decode_one
 from revise_prep.pipeline.engines.writer import RecordWriter
 from revise_prep.pipeline.inflight import InflightJournal
@@ -69,6 +70,7 @@ def run_stage(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo,
     other ranks are still running). Holds this rank's lock on the folder for the whole run."""
     if hasattr(stage, "decoder_threads"):
         stage.decoder_threads = decoder_threads(settings.num_workers)
+    apply_threads(encoder_threads(settings, rank))  # the encoder's threads: the same rule as every engine's
     layout = stage_layout(stage, out).prepare()
     with ShareLock(layout.meta, rank.rank, rank.world_size):
         return _run_locked(stage, items, out, rank, settings)
