@@ -5,9 +5,10 @@ Not a test. Step 1 (tiny random-weight Wan VAE and umT5, CPU) over edit pairs wh
 input is deliberately ordered so that the modulo split gives rank 0 the 4K pairs and rank 1 the 480p ones (the
 1080p pairs are shared). Each encoder worker logs when it finishes each sample; reported per engine: the spread
 between the first and the last worker to finish its last sample, end-to-end samples/s (from launch, model
-loading and, for Ray, cluster start included), and Ray's start-up cost (``ray.init`` of a local cluster, and the
-time to the first record). Both engines use 4 processes: 2 ranks x (1 encoder + 1 decoding worker) vs 2
-encoder actors + 2 decode task slots (a 4-CPU local cluster).
+loading and, for Ray, cluster start included), the time from launch to the first record, how many umT5 calls
+encoded the prompts and how many prompts each took on average, and Ray's start-up cost (``ray.init`` of a local
+cluster, and the time from it to the first record). Both engines use 4 processes: 2 ranks x (1 encoder + 1
+decoding worker) vs 2 encoder actors + 2 decode task slots (a 4-CPU local cluster).
 
     .venv/bin/python bench/engines.py [--pairs-per-size 4] [--out engines.md] [--quick]
 """
@@ -33,10 +34,21 @@ FRAMES = FrameSettings(frame_num=5, interval=2, height=32, width=48)
 
 
 class Timed:
-    """Wraps a stage: appends "<pid> <time>" to a log after each sample is encoded (O_APPEND: one line each)."""
+    """Wraps a stage: appends "<pid> <time>" to a log after each sample is encoded (O_APPEND: one line each), and
+    "<pid> <n>" to ``<log>.t5`` for each umT5 call of n prompts."""
 
     def __init__(self, stage, log: str) -> None:
         self.stage, self.log, self.step, self.list_name = stage, log, stage.step, stage.list_name
+        t5 = getattr(stage, "t5", None)
+        if t5 is not None:
+            encode = t5.encode
+
+            def counted(prompts):
+                with open(self.log + ".t5", "a") as f:
+                    f.write(f"{os.getpid()} {len(prompts)}\n")
+                return encode(prompts)
+
+            t5.encode = counted
 
     def signature(self):
         return self.stage.signature()
@@ -115,8 +127,11 @@ def spread(log: Path, t0: float) -> dict:
         ends[pid] = max(ends.get(pid, 0.0), float(t))
         first = float(t) if first is None else min(first, float(t))
     last = sorted(ends.values())
+    calls = [int(line.split()[1]) for line in Path(f"{log}.t5").read_text().splitlines()] \
+        if Path(f"{log}.t5").exists() else []
     return {"workers": len(ends), "first_done_s": last[0] - t0, "last_done_s": last[-1] - t0,
-            "spread_s": last[-1] - last[0], "first_record_s": first - t0, "samples": len(log.read_text().splitlines())}
+            "spread_s": last[-1] - last[0], "first_record_s": first - t0, "samples": len(log.read_text().splitlines()),
+            "t5_calls": len(calls), "t5_prompts_per_call": sum(calls) / len(calls) if calls else 0.0}
 
 
 def bench_static(root: Path, work: Path) -> dict:
@@ -177,14 +192,16 @@ def main() -> int:
         same = [Path(x).name for x in (work / "static" / "vae_features.txt").read_text().splitlines()] == \
             [Path(x).name for x in (work / "ray" / "vae_features.txt").read_text().splitlines()]
     rows = ["| engine | workers | samples | first worker done (s) | last worker done (s) | spread (s) | "
-            "samples/s end to end | first record (s) |", "|---|---|---|---|---|---|---|---|"]
+            "samples/s end to end | first record (s) | umT5 calls | prompts per call |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in (("static split (2 ranks)", static), ("ray (2 actors)", ray_)):
         rows.append(f"| {name} | {r['workers']} | {r['samples']} | {r['first_done_s']:.1f} | {r['last_done_s']:.1f} | "
-                    f"{r['spread_s']:.1f} | {r['samples_per_s']:.3f} | {r['first_record_s']:.1f} |")
+                    f"{r['spread_s']:.1f} | {r['samples_per_s']:.3f} | {r['first_record_s']:.1f} | "
+                    f"{r['t5_calls']} | {r['t5_prompts_per_call']:.1f} |")
     rows.append("")
     rows.append(f"Ray start-up: ray.init (local 4-CPU cluster) {ray_['ray_init_s']:.1f} s; first record "
-                f"{ray_['first_record_after_init_s']:.1f} s after it (signature probe, actor start, model load, "
-                f"first decode). Same list of records: {same}.")
+                f"{ray_['first_record_after_init_s']:.1f} s after it (actor start, model load, first decode). "
+                f"Same list of records: {same}.")
     text = "\n".join(rows)
     print(text)
     if args.out:

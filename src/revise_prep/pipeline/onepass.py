@@ -17,7 +17,8 @@ from PIL import Image
 
 from revise_prep.errors import SampleError, VideoError, loading
 from revise_prep.inputs import Sample
-from revise_prep.models.vila import AR_NUM_FRAMES, black_frames, read_checkpoint, resolve_task, vila_identifier, vila_identity
+from revise_prep.models.vila import (AR_NUM_FRAMES, black_frames, read_checkpoint, resolve_task, vila_identifier,
+                                     vila_identity)
 from revise_prep.models.vila.frames import sample_indices
 from revise_prep.models.vila.inputs import VilaInputs
 from revise_prep.pipeline.dist import RankInfo

@@ -240,8 +240,8 @@ def step1_signature(frames: FrameSettings, models: ModelSettings, min_prompt_len
     return {**frames_signature(frames), "vae": vae_identifier(vae_source), "t5": umt5_identifier(t5_source),
             "vae_dtype": str(resolve_dtype(models.vae_dtype)).removeprefix("torch."),
             "t5_dtype": str(resolve_dtype(models.t5_dtype)).removeprefix("torch."), "text_len": models.text_len,
-            "min_prompt_len": min_prompt_len, "vae_tiling": bool(models.vae_tiling), "vae_batch": bool(models.vae_batch),
-            "vae_weights": vae_weights, "t5_weights": t5_weights}
+            "min_prompt_len": min_prompt_len, "vae_tiling": bool(models.vae_tiling),
+            "vae_batch": bool(models.vae_batch), "vae_weights": vae_weights, "t5_weights": t5_weights}
 
 
 def checkpoint_sources(models: ModelSettings) -> tuple[str, str]:

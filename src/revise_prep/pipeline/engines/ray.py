@@ -25,6 +25,7 @@ import pickle
 import threading
 import time
 import traceback
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -264,13 +265,15 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
             # Ray retries a task whose process died and restarts an actor (retrying its calls), RETRIES times: a
             # lost worker or node costs time, never a sample. The decode tasks' memory reservation also keeps
             # Ray Data from fusing them into the encoder actors: decoding stays on CPU tasks, anywhere.
-            ds = ds.map(_Decode(_decoding_stage(factory), settings.decode_timeout, attempts), num_cpus=1,
-                        memory=DECODE_MEMORY, max_retries=RETRIES)
             threads = encoder_threads(settings, rank)
-            ds = ds.map_batches(_Encoder, fn_constructor_kwargs={"factory": factory, "threads": threads,
-                                                                 "attempts": attempts},
-                                batch_size=1, compute=_actor_pool(actors), max_restarts=ACTOR_RESTARTS,
-                                max_task_retries=RETRIES, **actor_args)
+            with warnings.catch_warnings():  # Ray >= 2.60 deprecates retries given this way, and names no other yet
+                warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+                ds = ds.map(_Decode(_decoding_stage(factory), settings.decode_timeout, attempts), num_cpus=1,
+                            memory=DECODE_MEMORY, max_retries=RETRIES)
+                ds = ds.map_batches(_Encoder, fn_constructor_kwargs={"factory": factory, "threads": threads,
+                                                                     "attempts": attempts},
+                                    batch_size=1, compute=_actor_pool(actors), max_restarts=ACTOR_RESTARTS,
+                                    max_task_retries=RETRIES, **actor_args)
             log.info("ray: %d sample(s) to do on %d encoder actor(s) (%s each, %d torch threads)", len(todo), actors,
                      ", ".join(f"{k}={v:g}" for k, v in actor_args.items()), threads)
             bar = Progress(len(todo), stage.step, enabled=settings.progress, interval=settings.progress_interval)
