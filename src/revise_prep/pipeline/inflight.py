@@ -176,6 +176,10 @@ class Attempts:
                 break
             except FileExistsError:
                 k += 1
+            except OSError as err:  # bookkeeping only: the sample goes on unmarked (the write reports a full disk)
+                log.warning("%s: cannot mark it in flight (%s)", name, err)
+                yield k
+                return
         try:
             os.write(fd, json.dumps({"name": name, "pid": os.getpid(), "host": socket.gethostname(),
                                      "what": what}).encode())

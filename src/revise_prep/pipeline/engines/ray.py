@@ -55,8 +55,8 @@ DECODE_MEMORY = 512 * 1024 ** 2  # memory a decode task reserves (two 81x480x832
 #: for a sample that was only waiting in a process killed by another sample, or by a lost node.
 RETRIES = 2 * MAX_DEATHS + 1
 ACTOR_RESTARTS = 8 * RETRIES  # restarts of one encoder actor over the run (each loads the models again)
-#: Samples an encoder actor holds at once (Ray >= 2.54 runs them in threads): their prompts go through umT5
-#: together, up to 8 (the local engine's batch); the models encode one sample at a time.
+#: Samples an encoder actor holds at once (calls in threads, where Ray Data can: ``_actor_pool``): their prompts
+#: go through umT5 together, up to 8 (the local engine's batch); the models encode one sample at a time.
 CALLS_PER_ACTOR = 8
 
 
