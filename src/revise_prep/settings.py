@@ -70,6 +70,10 @@ class ModelSettings:
     text_len: int = 512
     vae_tiling: bool = False
     vae_batch: bool = False  # source and target through the VAE in one call (faster; float32 bits may differ)
+    vae_channels_last: bool = False  # NDHWC VAE weights and activations (GPU speed; float32 bits differ)
+    vae_compile: bool = False  # torch.compile the VAE encoder (compile time first; float32 bits differ)
+    strict_fp32: bool = False  # TF32 off for the VAE on a GPU (PyTorch's default, TF32 convolutions, is the original's)
+    cudnn_benchmark: bool = True  # cuDNN times its algorithms per shape and keeps the fastest (GPU)
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,8 @@ class Step1Stage:
                 "t5_dtype": str(self.t5.dtype).removeprefix("torch."), "text_len": self.t5.text_len,
                 "min_prompt_len": self.min_prompt_len,
                 "vae_tiling": bool(getattr(self.vae.model, "use_tiling", False)),
-                "vae_batch": bool(getattr(self.vae, "batch_clips", False))}
+                "vae_batch": bool(getattr(self.vae, "batch_clips", False)),
+                **(self.vae.variant_signature() if hasattr(self.vae, "variant_signature") else {})}
 
     def __getstate__(self):  # workers only decode: never ship the models to them
         state = dict(self.__dict__)
@@ -237,7 +238,9 @@ def load_step1_models(models: ModelSettings, rank: RankInfo):
     log.info("loading VAE from %s (%s, %s)", vae_source, models.vae_dtype, device)
     with loading("the VAE", vae_source):
         vae = WanVAE.load(vae_source, dtype=models.vae_dtype, device=device, tiling=models.vae_tiling,
-                          batch_clips=models.vae_batch)
+                          batch_clips=models.vae_batch, channels_last=models.vae_channels_last,
+                          compiled=models.vae_compile, strict_fp32=models.strict_fp32,
+                          cudnn_benchmark=models.cudnn_benchmark)
     log.info("loading umT5 from %s (%s, %s)", t5_source, models.t5_dtype, t5_device)
     with loading("umT5", t5_source):
         t5 = UMT5TextEncoder.load(t5_source, dtype=models.t5_dtype, device=t5_device, text_len=models.text_len,
