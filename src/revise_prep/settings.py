@@ -101,6 +101,7 @@ class RunSettings:
     output_dir: str
     video_root: str = "."
     num_workers: int = 2
+    cpu_threads: int | None = None  # CPUs this rank uses (None: its share of the affinity mask, pipeline/cpu_budget)
     min_prompt_len: int = 10  # the original skips prompts of at most 10 characters
     skip_bad_entries: bool = False  # record malformed input entries as failures instead of stopping
     decode_timeout: float = 300.0  # seconds one sample's decoding may take before it is failed

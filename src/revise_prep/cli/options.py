@@ -149,6 +149,10 @@ def add_execution_options(p: argparse.ArgumentParser) -> None:
     d = RunSettings(input="", output_dir="")
     g = p.add_argument_group("execution and resume")
     g.add_argument("--num-workers", type=int, default=d.num_workers, help="decoding worker processes (0 = inline)")
+    g.add_argument("--cpu-threads", type=int, default=None, metavar="N",
+                   help="CPUs this process (each torchrun/srun rank) uses: one for the main process, the rest split "
+                        "over the decode workers (default: the CPUs it may run on, divided by the ranks on the node "
+                        "when they share them)")
     g.add_argument("--decode-timeout", type=float, default=d.decode_timeout,
                    help="seconds one sample's decoding may take before it is failed (a hanging decoder)")
     g.add_argument("--keep-mismatched", action="store_true",
@@ -208,7 +212,7 @@ def add_run_options(p: argparse.ArgumentParser, *, input_flags: tuple[str, ...],
 
 def run_settings(args: argparse.Namespace) -> RunSettings:
     return RunSettings(input=args.input, output_dir=args.output_dir, video_root=args.video_root,
-                       num_workers=args.num_workers, min_prompt_len=args.min_prompt_len,
+                       num_workers=args.num_workers, cpu_threads=args.cpu_threads, min_prompt_len=args.min_prompt_len,
                        skip_bad_entries=args.skip_bad_entries, decode_timeout=args.decode_timeout,
                        max_video_pixels=args.max_video_pixels, retry_crashed=args.retry_crashed,
                        record_format=args.record_format,

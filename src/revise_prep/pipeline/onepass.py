@@ -24,7 +24,8 @@ from revise_prep.pipeline.dist import RankInfo, rank_info
 from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
 from revise_prep.pipeline.step1 import LIST_NAME as STEP1_LIST_NAME
-from revise_prep.pipeline.step1 import (Step1Stage, decoder_threads, describe, load_step1_models, plan_items,
+from revise_prep.pipeline.cpu_budget import apply_main_threads
+from revise_prep.pipeline.step1 import (Step1Stage, describe, load_step1_models, local_cpu_budget, plan_items,
                                         read_input)
 from revise_prep.pipeline.step2 import ArSettings, load_ar_model
 from revise_prep.records.formats import suffix
@@ -161,7 +162,8 @@ class OnePassFactory:
             vae = t5 = vila = None
         stage = OnePassStage(self.frames, vae, t5, vila, self.ar, min_prompt_len=self.run.min_prompt_len,
                              keep_intermediate=self.keep_intermediate)
-        stage.decoder_threads = decoder_threads(self.run.num_workers) if self.run.engine.name == "local" else 1
+        local = self.run.engine.name == "local"
+        stage.decoder_threads = local_cpu_budget(self.run, rank, (vae, t5, vila)).decoder_threads if local else 1
         stage.max_video_pixels = self.run.max_video_pixels
         return stage
 
@@ -196,6 +198,7 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
     if ray:
         summary = run_stage_ray(factory, items, out, run.engine, **options)
     else:
+        apply_main_threads(local_cpu_budget(run, rank, (stage.vae, stage.t5, stage.vila)))
         summary = run_stage(stage, items, out, rank, num_workers=run.num_workers,
                             pin_memory=stage.vae.device.type == "cuda", progress_interval=run.progress_interval,
                             **options)

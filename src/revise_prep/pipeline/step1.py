@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -14,6 +13,7 @@ import torch
 from revise_prep.errors import SHORT_PROMPT, InputError, SampleError, loading
 from revise_prep.inputs import Sample, parse_entries
 from revise_prep.models.text import passes_prompt_filter
+from revise_prep.pipeline.cpu_budget import CpuBudget, apply_main_threads, budget_for
 from revise_prep.pipeline.dist import RankInfo, rank_info, resolve_device
 from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.progress import Notices
@@ -217,11 +217,13 @@ def _labelled(sample: Sample, role: str):
         raise type(err)(err.reason, f"{sample.label}: {role} video: {err.message}", skip=err.skip) from None
 
 
-def decoder_threads(num_workers: int) -> int:
-    """Decoder threads per worker so that all workers together use the machine's cores once (0: FFmpeg's default)."""
-    if num_workers <= 0:
-        return 0
-    return max(1, (os.cpu_count() or 1) // num_workers)
+def local_cpu_budget(run: RunSettings, rank: RankInfo | None, models=()) -> CpuBudget:
+    """This rank's CPU threads (``cpu_budget``): its share of the node's CPUs (``--cpu-threads`` overrides it)
+    over the decode workers, one core kept for the main process; its torch pool is the share when a model
+    encodes on the CPU."""
+    on_cpu = any(m is not None and m.device.type == "cpu" for m in models)
+    return budget_for(run.num_workers, rank.local_world_size if rank else 1, encode_on_cpu=on_cpu,
+                      override=run.cpu_threads)
 
 
 def load_step1_models(models: ModelSettings, rank: RankInfo):
@@ -269,7 +271,7 @@ class Step1Factory:
     def build(self, rank: RankInfo | None, loaded=None) -> Step1Stage:
         """With the models loaded on ``rank``'s device (or ``loaded``), or without them when ``rank`` is None."""
         vae, t5 = loaded or (load_step1_models(self.models, rank) if rank is not None else (None, None))
-        threads = decoder_threads(self.run.num_workers) if self.run.engine.name == "local" else 1
+        threads = local_cpu_budget(self.run, rank, (vae, t5)).decoder_threads if self.run.engine.name == "local" else 1
         return Step1Stage(self.frames, vae, t5, min_prompt_len=self.run.min_prompt_len, decoder_threads=threads,
                           max_video_pixels=self.run.max_video_pixels)
 
@@ -290,6 +292,7 @@ def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *,
         return _run_ray(factory, samples, problems, out, layout, keep_mismatched)
     vae, t5 = loaded or load_step1_models(models, rank)
     stage = factory.build(rank, (vae, t5))
+    apply_main_threads(local_cpu_budget(run, rank, (vae, t5)))
     if rank.is_main:
         write_json(layout.config, {"step": "vae", "run": asdict(run), "frames": asdict(frames),
                                    "models": asdict(models), "world_size": rank.world_size})

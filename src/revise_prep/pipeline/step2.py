@@ -18,6 +18,7 @@ from revise_prep.errors import InputError, SampleError, loading
 from revise_prep.inputs.samples import resolve_path
 from revise_prep.models.vila import VilaInputs, read_checkpoint, resolve_task
 from revise_prep.models.vila.prompt import IMAGE_TOKEN_INDEX
+from revise_prep.pipeline.cpu_budget import CpuBudget, apply_main_threads, budget_for
 from revise_prep.pipeline.dist import RankInfo, rank_info, resolve_device
 from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.progress import Notices
@@ -53,6 +54,7 @@ class ArSettings:
     all_frames: bool = True  # encode all 8 sampled frames as the original (False: only those reaching the LLM)
     auto_rotate: bool = True  # frames upright by the display matrix, as decord gives them
     num_workers: int = 2
+    cpu_threads: int | None = None  # CPUs this rank uses (None: its share of the affinity mask, pipeline/cpu_budget)
     decode_timeout: float = 300.0
     max_video_pixels: int = DEFAULT_MAX_VIDEO_PIXELS  # 0: no limit
     retry_crashed: bool = False
@@ -229,7 +231,16 @@ class Step2Factory:
         """With the model loaded on ``rank``'s device (or ``model``), or without it when ``rank`` is None."""
         if model is None and rank is not None:
             model = load_ar_model(self.settings, rank)
-        return Step2Stage(self.settings, model)
+        stage = Step2Stage(self.settings, model)
+        if self.settings.engine.name == "local":
+            stage.inputs = stage.inputs.with_options(decoder_threads=self.budget(rank, model).decoder_threads)
+        return stage
+
+    def budget(self, rank: RankInfo | None, model=None) -> CpuBudget:
+        """This rank's CPU threads (``pipeline/cpu_budget``; ``--cpu-threads`` overrides its share)."""
+        on_cpu = model is not None and model.device.type == "cpu"
+        return budget_for(self.settings.num_workers, rank.local_world_size if rank else 1, encode_on_cpu=on_cpu,
+                          override=self.settings.cpu_threads)
 
 
 def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
@@ -260,6 +271,7 @@ def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
     if rank.is_main:
         write_json(layout.config, {"step": "ar", "settings": asdict(settings), "world_size": rank.world_size})
     stage = Step2Factory(settings).build(rank, model)
+    apply_main_threads(Step2Factory(settings).budget(rank, model))
     return run_stage(stage, items, out, rank, num_workers=settings.num_workers,
                      progress=settings.progress, keep_mismatched=keep_mismatched,
                      decode_timeout=settings.decode_timeout, describe=describe,
