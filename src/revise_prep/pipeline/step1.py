@@ -226,6 +226,13 @@ def local_cpu_budget(run: RunSettings, rank: RankInfo | None, models=()) -> CpuB
                       override=run.cpu_threads)
 
 
+def vae_options(models: ModelSettings) -> dict[str, Any]:
+    """``WanVAE.load``/``wrap`` keywords of the settings (also what the benchmarks build their VAEs with)."""
+    return dict(dtype=models.vae_dtype, tiling=models.vae_tiling, batch_clips=models.vae_batch,
+                channels_last=models.vae_channels_last, compiled=models.vae_compile, strict_fp32=models.strict_fp32,
+                cudnn_benchmark=models.cudnn_benchmark)
+
+
 def load_step1_models(models: ModelSettings, rank: RankInfo):
     """Load the VAE and the text encoder once, on this rank's device(s)."""
     from revise_prep.models.umt5 import UMT5TextEncoder
@@ -239,10 +246,7 @@ def load_step1_models(models: ModelSettings, rank: RankInfo):
         raise InputError("no checkpoint given: pass --ckpt-dir (or --vae-path and --t5-path)")
     log.info("loading VAE from %s (%s, %s)", vae_source, models.vae_dtype, device)
     with loading("the VAE", vae_source):
-        vae = WanVAE.load(vae_source, dtype=models.vae_dtype, device=device, tiling=models.vae_tiling,
-                          batch_clips=models.vae_batch, channels_last=models.vae_channels_last,
-                          compiled=models.vae_compile, strict_fp32=models.strict_fp32,
-                          cudnn_benchmark=models.cudnn_benchmark)
+        vae = WanVAE.load(vae_source, device=device, **vae_options(models))
     log.info("loading umT5 from %s (%s, %s)", t5_source, models.t5_dtype, t5_device)
     with loading("umT5", t5_source):
         t5 = UMT5TextEncoder.load(t5_source, dtype=models.t5_dtype, device=t5_device, text_len=models.text_len,
