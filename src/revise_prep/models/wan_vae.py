@@ -241,8 +241,9 @@ class WanVAE(ModuleAdapter):
         return {k: True for k, v in on.items() if v}
 
     @torch.inference_mode()
-    def encode(self, videos: torch.Tensor) -> torch.Tensor:
-        """[B,3,T,H,W] in [-1,1] -> float32 [B,z,1+(T-1)//4,H/8,W/8] on the CPU, ``(mu - mean) * (1/std)``.
+    def encode(self, videos: torch.Tensor, *, to_cpu: bool = True) -> torch.Tensor:
+        """[B,3,T,H,W] in [-1,1] -> float32 [B,z,1+(T-1)//4,H/8,W/8] on the CPU, ``(mu - mean) * (1/std)``
+        (``to_cpu=False``: left on the model's device, for an engine that copies it back without waiting).
 
         ``videos`` may also be uint8 pixels (the step-1 frames before normalisation): they travel to the
         device at a quarter of the size and are normalised there with bit-identical values.
@@ -265,5 +266,5 @@ class WanVAE(ModuleAdapter):
                     x = x.contiguous(memory_format=torch.channels_last_3d)
                 mu = self.model.encode(x).latent_dist.mean
                 latent = (mu.float() - self._mean) * self._inv_std
-                out.append(latent.to("cpu", torch.float32).contiguous())
+                out.append((latent.to("cpu", torch.float32) if to_cpu else latent).contiguous())
         return torch.cat(out)

@@ -73,6 +73,11 @@ class OnePassStage(Step1Stage):
         state["vila"] = None
         return state
 
+    def decoded_bytes(self) -> int:
+        """Step 1's frames plus the AR model's pixel tensor."""
+        pixels = self.inputs.num_frames * 3 * self.inputs.image_size ** 2 * torch.empty((), dtype=self.inputs.dtype).element_size()
+        return super().decoded_bytes() + pixels + (1 << 16)
+
     def signature(self) -> dict[str, Any]:
         ar = self.ar
         return {**super().signature(), "vila": self.vila_id, "ar_dtype": ar.dtype, "task": ar.task,
@@ -124,7 +129,7 @@ class OnePassStage(Step1Stage):
         if not sample.is_caption:
             clips["target"] = self._read(sample, "target", sample.target_file, frames=frames,
                                          info=infos.get("target"))
-        return Decoded(item, {"clips": clips, "task": task.name, "pixels": pixels})
+        return Decoded(item, {"clips": clips, "task": task.name, "pixels": pixels}, transient=True)
 
     def encode(self, decoded: Decoded):
         data = decoded.data

@@ -20,6 +20,7 @@ import torch
 from revise_prep.errors import CRASHED_REPEATEDLY, ENCODE_ERROR, WRITE_ERROR, SampleError
 from revise_prep.pipeline import resume
 from revise_prep.pipeline.dist import RankInfo
+from revise_prep.pipeline.handoff import DeviceHandoff
 from revise_prep.pipeline.inflight import MAX_DEATHS, InflightJournal
 from revise_prep.pipeline.locks import ShareLock
 from revise_prep.pipeline.merge import part_path, try_merge, write_part
@@ -54,6 +55,7 @@ class Decoded:
     data: Any = None
     error: SampleError | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    transient: bool = False  # data is only read by encode, never kept in a record: the engine may reuse its memory
 
     def pin_memory(self) -> "Decoded":
         """Called by the DataLoader's pinning thread (``pin_memory=True``): page-locked frames copy to the GPU
@@ -86,6 +88,32 @@ class Stage(Protocol):
 
     def encode(self, decoded: Decoded) -> dict[str, Any] | tuple[dict[str, Any], list[tuple[Path, dict]]]:
         """The record to write, or (record, [(path, intermediate record), ...]) written before it."""
+
+
+def device_handoff(stage: Stage) -> DeviceHandoff | None:
+    """The GPU hand-off when the stage encodes on a CUDA device (the stage then leaves its outputs there)."""
+    device = getattr(stage, "device", None)
+    if device is None or torch.device(device).type != "cuda":
+        return None
+    if hasattr(stage, "keep_on_device"):
+        stage.keep_on_device = True
+    return DeviceHandoff(torch.device(device))
+
+
+def _no_slot(decoded, event=None) -> None:
+    """Inline decoding has no slots to give back."""
+
+
+def _warm_first(loader, warm_up):
+    """``loader``'s items, with ``warm_up()`` run once the decoding has started and before the first item."""
+    try:
+        warm_up()
+    except Exception:  # noqa: BLE001 - a warm-up is an optimisation: the first sample will show any real error
+        log.warning("model warm-up failed (the run goes on):\n%s", traceback.format_exc())
+    try:
+        yield from loader
+    finally:
+        loader.close()
 
 
 def _decode_inline(decode, items: list[WorkItem], timeout: float | None, journal: InflightJournal):
@@ -243,14 +271,19 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
                 outcomes.append(Outcome(index=item.index, name=item.name, status="failed", reason=WRITE_ERROR,
                                         message=f"cannot write {path}: {error}", **describe(item)))
 
+    handoff = device_handoff(stage)
     if hasattr(stage, "prepare"):
         stage.prepare(todo)
     if num_workers > 0:
         pool = DecodePool(stage.decode, num_workers, timeout=decode_timeout,
-                          pin_memory=pin_memory and torch.cuda.is_available())
-        stats, loader = pool.stats, pool.map(todo)
+                          pin_memory=pin_memory and torch.cuda.is_available(),
+                          slot_bytes=stage.decoded_bytes() if hasattr(stage, "decoded_bytes") else 0)
+        stats, loader, release = pool.stats, pool.map(todo), pool.release
     else:
         stats, loader = PoolStats(), _decode_inline(stage.decode, todo, decode_timeout, journal)
+        release = _no_slot
+    if todo and hasattr(stage, "warm_up"):
+        loader = _warm_first(loader, stage.warm_up)  # the models warm up while the first samples decode
     writer = RecordWriter(on_written)
     start = time.perf_counter()
     bar = Progress(len(todo), stage.step, enabled=progress and rank.is_main, interval=progress_interval)
@@ -265,7 +298,17 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
                         decoded.error.message)
             else:
                 try:
+                    if handoff is not None:  # one non-blocking copy per clip; its slot is free once it has arrived
+                        decoded.data, arrived = handoff.to_device(decoded.data)
+                        release(decoded, arrived)
                     record = stage.encode(decoded)
+                    if handoff is not None:  # back through page-locked buffers: the writer waits, not this loop
+                        extras = record[1] if isinstance(record, tuple) else []
+                        main = record[0] if isinstance(record, tuple) else record
+                        (main, *copied), ticket = handoff.to_host(main, *[e for _, e in extras])
+                        record = (main, [(p, e) for (p, _), e in zip(extras, copied)]) if extras else main
+                    else:
+                        ticket = None
                 except SampleError as err:
                     with lock:
                         outcomes.append(_failure(item, err, describe(item)))
@@ -279,9 +322,11 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
                     if isinstance(record, tuple):  # (record, [(path, intermediate record), ...])
                         record, extras = record
                         for path, extra in extras:
-                            writer.put(None, path, extra)
+                            writer.put(None, path, extra, ticket, release=False)  # the main record's buffers
                     shapes[item.index] = record_shape(record)
-                    writer.put(item, item.path, record)
+                    writer.put(item, item.path, record, ticket)
+                finally:
+                    release(decoded)  # (CPU) the sample is encoded: its slot may take the next one
             journal.end(item.name)
             bar.update(1)
     finally:
