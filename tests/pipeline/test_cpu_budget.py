@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from revise_prep.pipeline.cpu_budget import CpuBudget, budget_for, cpu_budget, rank_share
+from revise_prep.pipeline.engines.local.cpu_budget import CpuBudget, budget_for, cpu_budget, rank_share
 from revise_prep.pipeline.dist import rank_info, slurm_tasks_on_node
 
 
@@ -77,19 +77,20 @@ def test_flag_reaches_settings():
     assert run_settings(parser.parse_args(["vae", "--input", "x", "--output-dir", "o"])).cpu_threads is None
 
 
-def test_stage_factories_use_the_budget():
+def test_the_local_engine_gives_stages_the_budget():
     from types import SimpleNamespace
 
     import torch
 
     from revise_prep.pipeline.dist import RankInfo
-    from revise_prep.pipeline.step1 import Step1Factory
-    from revise_prep.settings import FrameSettings, ModelSettings, RunSettings
+    from revise_prep.pipeline.engines.local.runner import stage_budget
+    from revise_prep.settings import ExecutionSettings
 
-    gpu = SimpleNamespace(device=torch.device("cuda", 0))
-    run = RunSettings(input="x", output_dir="o", num_workers=2, cpu_threads=7)
-    stage = Step1Factory(run, FrameSettings(), ModelSettings()).build(RankInfo(), (gpu, gpu))
-    assert stage.decoder_threads == 3  # (7 - 1) // 2
-    run = RunSettings(input="x", output_dir="o", num_workers=4)
-    stage = Step1Factory(run, FrameSettings(), ModelSettings()).build(RankInfo(0, 8, 0, 8), (gpu, gpu))
-    assert stage.decoder_threads == 1
+    gpu = SimpleNamespace(encode_devices=[torch.device("cuda", 0)])
+    b = stage_budget(gpu, ExecutionSettings(num_workers=2, cpu_threads=7), RankInfo())
+    assert (b.decoder_threads, b.main_threads) == (3, 1)  # (7 - 1) // 2; a GPU rank's main process: 1 thread
+    b = stage_budget(gpu, ExecutionSettings(num_workers=4), RankInfo(0, 8, 0, 8))
+    assert b.decoder_threads == 1
+    cpu = SimpleNamespace(encode_devices=[torch.device("cuda", 0), torch.device("cpu")])  # --t5-cpu
+    assert stage_budget(cpu, ExecutionSettings(num_workers=2, cpu_threads=2), RankInfo()).main_threads == 2
+    assert stage_budget(object(), ExecutionSettings(num_workers=2, cpu_threads=2), RankInfo()).main_threads == 2

@@ -88,10 +88,15 @@ class SlotRing:
             self._maps.append(m)
             self.tensors.append(torch.frombuffer(m, dtype=torch.uint8))
         if register:
-            self.registered = _register(self.tensors)
+            self.register()
         self._free = collections.deque(range(count))
         self._busy: dict[int, Any] = {}  # slot -> the event its last copy must reach before reuse
         self._lock = threading.Lock()
+
+    def register(self) -> None:
+        """Page-lock the slots for the GPU (once; workers forked before keep writing through their own maps)."""
+        if not self.registered:
+            self.registered = _register(self.tensors)
 
     @property
     def count(self) -> int:

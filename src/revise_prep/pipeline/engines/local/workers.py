@@ -45,7 +45,8 @@ import torch
 import torch.multiprocessing
 
 from revise_prep.errors import DECODE_ERROR, DECODE_TIMEOUT, DECODER_CRASHED, SampleError
-from revise_prep.pipeline.handoff import SlotRing, place, slots_supported
+from revise_prep.pipeline.engines.local.handoff import SlotRing, place, slots_supported
+from revise_prep.pipeline.stage import Decoded, map_tensors
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,6 @@ class PoolStats:
 
 def decode_one(decode: Decode, item, timeout: float | None = None):
     """``decode(item)``; anything it raises becomes the sample's failure (one bad video never stops the run)."""
-    from revise_prep.pipeline.runner import Decoded
-
     try:
         with _deadline(timeout, item):
             return decode(item)
@@ -167,16 +166,12 @@ def _raiser(err: Exception) -> Decode:
 def _prefault(decoded):
     """Map every page of the shared-memory frames here, off the encode loop (what pinning does on a GPU box):
     a received tensor is only mapped lazily, and its first read would page-fault in the encoder."""
-    from revise_prep.pipeline.runner import map_tensors
-
     map_tensors(decoded.data, _touch)
     return decoded
 
 
 def _pin_unplaced(data):
     """Pin the tensors that stayed out of the slot (the small ones); the slot's views are page-locked already."""
-    from revise_prep.pipeline.runner import map_tensors
-
     return map_tensors(data, lambda t: t if t.is_pinned() else t.pin_memory())
 
 
@@ -215,6 +210,15 @@ class DecodePool:
         self.slot_bytes = slot_bytes if slot_bytes > 0 and start_method == "fork" and slots_supported() else 0
         self.slots = min(self.window, num_workers + 2)
         self._run: _Run | None = None
+
+    def pin(self, on: bool) -> None:
+        """From now on, page-lock for the GPU (the slots at once; results outside them as they come): for a pool
+        started before the models loaded."""
+        if on and not self.pin_memory:
+            self.pin_memory = True
+            run = self._run
+            if run is not None and run.ring is not None:
+                run.ring.register()
 
     def release(self, decoded, event=None) -> None:
         """The consumer is done with ``decoded``'s slot (its copy to the GPU ends with ``event``, when given)."""
