@@ -34,11 +34,13 @@ def test_bench_gpu_quick(tmp_path):
     for row in ("cuDNN version (torch.backends.cudnn.version())", "float32, --strict-fp32 (the reference)",
                 "float32, the default (TF32 allowed, cudnn.benchmark, padding folded)", "float32, --vae-channels-last",
                 "bfloat16", "bfloat16, --vae-channels-last", "float32, --compile (eager backend)", "step 1 / pure",
-                "step 1: seconds from the call to the first record (models already built)"):
+                "GPU utilisation, step 1 (from the models being ready)"):
         assert row in rows, row
     assert "graph breaks" in rows["float32, --compile (eager backend)"]  # it ran, not "failed" / "not done"
     assert rows["float32, --strict-fp32 (the reference)"].split(" | ")[3] == "0 / 0"
     assert any(k.startswith("`run` (VAE + umT5 + VILA-8B resident") for k in rows)
+    first = next(line for k, line in rows.items() if k.startswith("step 1: seconds from the models being ready"))
+    assert first.split(" | ")[1].strip(" |") != "n/a"
 
 
 def test_bench_gpu_full_refuses_without_cuda(tmp_path):

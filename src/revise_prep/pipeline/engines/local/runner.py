@@ -111,6 +111,7 @@ def run_stage(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo,
         if hasattr(stage, "decoder_threads"):
             stage.decoder_threads = budget.decoder_threads
         if early is not None and not early.matches(stage):
+            log.debug("the loaded stage decodes differently from the early decode workers: restarting them")
             early = early.close()
         apply_main_threads(budget)
         layout = stage_layout(stage, out).prepare()
@@ -160,8 +161,10 @@ class EarlyDecode:
     def take(self, todo: list[WorkItem]):
         """(pool, results) when the plan's samples are the early ones, in order; else stop them and None."""
         if self.results is not None and [it.index for it in todo] == [it.index for it in self.items]:
+            log.debug("the %d decode workers started before the models loaded go on", self.pool.num_workers)
             taken, self.results = (self.pool, self.results), None
             return taken
+        log.debug("the plan differs from the samples decoding since before the models loaded: restarting the workers")
         self.close()
         return None
 
