@@ -75,5 +75,6 @@ def test_bench_log_volume_quick(tmp_path):
 
 def test_bench_handoff_quick(tmp_path):
     text = _run("handoff", tmp_path)
-    for row in ("DataLoader (before)", "DecodePool (after)", "worker death"):
+    for row in ("DataLoader (before)", "DecodePool (after)", "worker death", "| before: fresh shared memory",
+                "| after: reused slots"):
         assert row in text, row

@@ -42,6 +42,9 @@ class PairStage:
     def signature(self):
         return {"v": 1}
 
+    def __getstate__(self):  # what the decode workers get (as the steps' stages say; they drop their models)
+        return dict(self.__dict__)
+
     def decode(self, item: WorkItem) -> Decoded:
         big = torch.full(self.size, float(item.index))
         data = {"source": Frames(big, "s"), "target": Frames(big + 0.5, "t"), "small": torch.full((4,), 1.0)}

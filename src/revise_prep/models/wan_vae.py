@@ -262,8 +262,8 @@ class WanVAE(ModuleAdapter):
             for clip in (videos,) if self.batch_clips else videos.split(1):
                 x = clip.to(device=device, non_blocking=True)
                 x = (normalise_pixels(x) if x.dtype == torch.uint8 else x).to(self.dtype)
-                if self.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last_3d)
+                # one layout for every caller (a clip may arrive as a permuted view of the decoded frames)
+                x = x.contiguous(memory_format=torch.channels_last_3d if self.channels_last else torch.contiguous_format)
                 mu = self.model.encode(x).latent_dist.mean
                 latent = (mu.float() - self._mean) * self._inv_std
                 out.append((latent.to("cpu", torch.float32) if to_cpu else latent).contiguous())

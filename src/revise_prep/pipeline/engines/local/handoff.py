@@ -81,7 +81,7 @@ class SlotRing:
         self.tensors: list[torch.Tensor] = []
         self.registered = False
         for i in range(count):
-            fd = os.memfd_create(f"revise-prep-slot-{i}", 0)  # inherited by forked workers (no CLOEXEC needed)
+            fd = os.memfd_create(f"revise-prep-slot-{i}", os.MFD_CLOEXEC)  # forked workers inherit it, exec'd not
             os.ftruncate(fd, self.nbytes)
             m = mmap.mmap(fd, self.nbytes)
             self.fds.append(fd)

@@ -152,7 +152,10 @@ class EarlyDecode:
             return None
 
     def matches(self, stage: Stage) -> bool:
-        """Whether the loaded stage decodes exactly as the early workers do (what the workers get is equal)."""
+        """Whether the loaded stage decodes exactly as the early workers do (what the workers get is equal);
+        a stage that does not say what its workers get (no ``__getstate__`` dropping its models) never does."""
+        if getattr(type(stage), "__getstate__", object.__getstate__) is object.__getstate__:
+            return False
         try:
             return pickle.dumps(stage) == self.state
         except Exception:  # noqa: BLE001
