@@ -79,6 +79,25 @@ def by_index(out: Path, list_name: str = "vae_features.txt") -> dict[int, dict]:
     return {(rec := load_record(p))["meta"]["sample_index"]: rec for p in (sidecar_of(out) / list_name).read_text().splitlines()}
 
 
+def assert_meta_describes(rec: dict) -> None:
+    """Every size, frame count and interval in meta is the one the record was made with: the tensors' shapes
+    (the tiny VAE: 4x in time, 8x in space), the frame indices taken, the bucket."""
+    meta = rec["meta"]
+    s = meta["settings"] if "frame_num" in meta["settings"] else meta["vae_settings"]  # ar: step 1's settings
+    f, h, w = s["frame_num"], s["height"], s["width"]
+    assert rec["frame_num"] == f
+    for key in ("latent_feature", "latent_features", "latent_feature_tgt"):
+        if key in rec:
+            assert tuple(rec[key].shape[1:]) == ((f - 1) // 4 + 1, h // 8, w // 8), key
+    if "bucket" in meta:
+        assert meta["bucket"]["size"] == [h, w] and meta["bucket"]["frame_num"] == f
+    for role, v in meta["videos"].items():
+        indices = v["indices"]
+        assert len(indices) == f and indices[0] == s["skip"], role
+        assert all(b - a == v["interval"] for a, b in zip(indices, indices[1:])), role
+        assert v["requested_interval"] == s["interval"] >= v["interval"] >= 1, role
+
+
 def reference_clip(path: Path, n: int, interval: int, h: int, w: int) -> tuple[torch.Tensor, int]:
     """SPEC §Step 1 written out directly: decode everything, lower the interval, centre crop, PIL resize, normalise."""
     with av.open(str(path)) as c:
@@ -111,6 +130,7 @@ def test_each_sample_gets_its_bucket_and_the_original_rule_at_that_size(bucketed
         src, tgt = PAIRS[index]
         bucket = rec["meta"]["bucket"]
         assert (bucket["size"], bucket["frame_num"], rec["frame_num"]) == ([h, w], n, n), index
+        assert_meta_describes(rec)
         assert "size_reason" in bucket and "frame_reason" in bucket
         for key, video in (("latent_feature", src), ("latent_feature_tgt", tgt)):
             if video is None:
@@ -184,6 +204,8 @@ def test_without_flags_nothing_changes(data, models, tmp_path):
     same = by_index(one)
     for index, rec in records.items():
         meta = rec["meta"]
+        assert_meta_describes(rec)
+        assert_meta_describes(same[index])
         assert "bucket" not in meta and not {"buckets", "frame_buckets"} & set(meta["settings"])
         assert same[index]["meta"]["bucket"]["size"] == [32, 48]
         for key in rec:
@@ -193,6 +215,8 @@ def test_without_flags_nothing_changes(data, models, tmp_path):
                     (torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b), (index, key)
         assert {k: v for k, v in same[index]["meta"].items() if k not in ("bucket", "settings")} == \
             {k: v for k, v in meta.items() if k != "settings"}
+        assert {k: v for k, v in same[index]["meta"]["settings"].items() if k not in ("buckets", "frame_buckets")} \
+            == meta["settings"]  # the one bucket's size and count are the plain run's
 
 
 def test_ar_and_run_keep_the_buckets(bucketed, data, wan_release, tmp_path):
@@ -209,6 +233,8 @@ def test_ar_and_run_keep_the_buckets(bucketed, data, wan_release, tmp_path):
     ar_lists = {p.name.removeprefix("ar_features.").removesuffix(".txt"): [Path(x).stem for x in p.read_text().splitlines()]
                 for p in (tmp_path / "ar").glob("ar_features.*.txt")}
     assert ar_lists == step1_lists and summary["buckets"] == {k: len(v) for k, v in step1_lists.items()}
+    for line in (tmp_path / "ar" / "ar_features.txt").read_text().splitlines():
+        assert_meta_describes(load_record(line))
     frames = FrameSettings(frame_num=9, interval=2, buckets=((32, 48), (48, 32), (32, 32)), frame_buckets=(9, 5))
     run = RunSettings(input=str(data / "pairs.json"), output_dir=str(tmp_path / "run"), video_root=str(data),
                       num_workers=0, progress=False, record_format="safetensors")
@@ -219,6 +245,8 @@ def test_ar_and_run_keep_the_buckets(bucketed, data, wan_release, tmp_path):
                  for p in folder.glob(f"{stem}.*.txt")}
         assert lists == step1_lists, folder
     assert summary["buckets"] == {k: len(v) for k, v in step1_lists.items()}
+    for line in (tmp_path / "run" / "train_list.txt").read_text().splitlines():
+        assert_meta_describes(load_record(line))
     shutil.rmtree(tmp_path / "run" / ".done")  # resume reads every record's (JSON) meta
     again = run_onepass(run, frames, models, ArOptions(model_path=str(vila)))
     assert again["by_status"] == {"resumed": 7, "skipped": 1} and again["buckets"] == summary["buckets"]

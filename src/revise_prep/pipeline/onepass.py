@@ -25,7 +25,7 @@ from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
 from revise_prep.pipeline.step1 import LIST_NAME as STEP1_LIST_NAME
 from revise_prep.pipeline.step1 import (Step1Stage, decoder_threads, describe, load_step1_models, plan_items,
-                                        read_input)
+                                        read_input, record_settings)
 from revise_prep.pipeline.step2 import ArSettings, load_ar_model
 from revise_prep.records.formats import suffix
 from revise_prep.records.layout import OutputLayout
@@ -129,7 +129,8 @@ class OnePassStage(Step1Stage):
         data = decoded.data
         step1 = self._encode_step1(decoded.item, data["clips"])
         vlm = self.vila.encode_pixels(data["task"], step1["prompt"], data["pixels"])
-        meta = {"step": "run", "settings": self.signature(), "ar": {"task": data["task"]}}
+        meta = {"step": "run", "settings": record_settings(self.signature(), decoded.item),
+                "ar": {"task": data["task"]}}
         record = ar_record(step1, vlm, meta)
         extras = []
         if self.keep_intermediate is not None:
@@ -163,6 +164,7 @@ class OnePassFactory:
                              keep_intermediate=self.keep_intermediate)
         stage.decoder_threads = decoder_threads(self.run.num_workers) if self.run.engine.name == "local" else 1
         stage.max_video_pixels = self.run.max_video_pixels
+        stage.relative_video_paths = self.run.relative_video_paths
         return stage
 
 

@@ -13,6 +13,7 @@ import torch
 
 from revise_prep.errors import SHORT_PROMPT, InputError, SampleError, loading
 from revise_prep.inputs import Sample, parse_entries
+from revise_prep.inputs.samples import record_video_path
 from revise_prep.models.text import passes_prompt_filter
 from revise_prep.pipeline.dist import RankInfo, rank_info, resolve_device
 from revise_prep.pipeline.merge import write_json
@@ -35,14 +36,16 @@ log = logging.getLogger(__name__)
 LIST_NAME = "vae_features.txt"
 
 
-def clip_meta(clip: Clip, path_as_given: str) -> dict[str, Any]:
+def clip_meta(clip: Clip, path_as_given: str, file: Path | None = None) -> dict[str, Any]:
     """What the record remembers about one video: where it came from and which frames were taken.
 
-    ``rotation`` is the quarter turn applied to the frames (0 with ``--no-auto-rotate``), ``display_rotation``
-    the file's display-matrix angle; ``width``/``height`` are the stored size.
+    ``path`` is the input's own spelling, ``file`` the absolute path that was read; ``rotation`` is the quarter
+    turn applied to the frames (0 with ``--no-auto-rotate``), ``display_rotation`` the file's display-matrix
+    angle; ``width``/``height`` are the stored size.
     """
     info = clip.info
-    meta = {"path": path_as_given, "width": info.width, "height": info.height, "fps": info.fps,
+    meta = {"path": path_as_given, **({"file": str(Path(file).absolute())} if file is not None else {}),
+            "width": info.width, "height": info.height, "fps": info.fps,
             "num_frames": info.num_frames, "count_method": info.count_method, "rotation": clip.rotation,
             "display_rotation": info.rotation, "requested_interval": clip.requested_interval,
             "interval": clip.interval, "indices": list(clip.indices)}
@@ -105,6 +108,7 @@ class Step1Stage:
     step: str = "vae"
     list_name: str = LIST_NAME
     records_only: bool = True  # the original step 2 lists this folder: reports go in its sidecar
+    relative_video_paths: bool = False  # record video paths relative to the video root instead of absolute
     notices: Any = None  # set by the runner: per-sample messages, summarised
 
     def signature(self) -> dict[str, Any]:
@@ -200,11 +204,23 @@ class Step1Stage:
                                            "first %d (as the original)", sample.label, tokens, self.t5.text_len,
                                            where=NOTES_FILE)
         meta = {"name": item.name, "sample_index": sample.index, "sample_type": sample.sample_type,
-                "kind": sample.kind, "settings": Step1Stage.signature(self), **item.notes,
-                "videos": {role: clip_meta(c, getattr(sample, role)) for role, c in clips.items()}}
+                "kind": sample.kind, "settings": record_settings(Step1Stage.signature(self), item), **item.notes,
+                "videos": {role: clip_meta(c, getattr(sample, role), sample.resolve(getattr(sample, role)))
+                           for role, c in clips.items()}}
+        video_path = record_video_path(sample.source_file, sample.video_root if self.relative_video_paths else None)
         return step1_record(latent=latents[0], latent_tgt=latents[1] if len(latents) > 1 else None,
-                            prompt=sample.prompt, text_emb=text_emb, video_path=sample.source,
+                            prompt=sample.prompt, text_emb=text_emb, video_path=video_path,
                             frame_num=len(next(iter(clips.values())).indices), meta=meta)
+
+
+def record_settings(signature: dict[str, Any], item: WorkItem) -> dict[str, Any]:
+    """The settings as this record was made (its meta): with buckets, its own size and frame count in place of
+    the run's unused ``--target-size`` / ``--frame-num`` (the resume check skips those keys: settings.py)."""
+    bucket = item.notes.get("bucket")
+    if not isinstance(bucket, dict):
+        return signature
+    (height, width), frame_num = bucket["size"], bucket["frame_num"]
+    return {**signature, "height": height, "width": width, "frame_num": frame_num}
 
 
 @contextmanager
@@ -246,8 +262,10 @@ def load_step1_models(models: ModelSettings, rank: RankInfo):
 
 
 def read_input(run: RunSettings):
-    """Parse the input list; malformed entries stop the run before any work unless ``skip_bad_entries``."""
-    samples, problems = parse_entries(run.input, run.video_root)
+    """Parse the input list; malformed entries stop the run before any work unless ``skip_bad_entries``.
+    The video root is made absolute here, so that every process (and Ray node) reads, and every record names,
+    the same files whatever its working folder."""
+    samples, problems = parse_entries(run.input, str(Path(run.video_root).absolute()))
     if problems and not run.skip_bad_entries:
         shown = "\n  ".join(str(p) for p in problems[:20])
         raise InputError(f"{len(problems)} malformed entr{'y' if len(problems) == 1 else 'ies'} "
@@ -268,7 +286,8 @@ class Step1Factory:
         vae, t5 = loaded or (load_step1_models(self.models, rank) if rank is not None else (None, None))
         threads = decoder_threads(self.run.num_workers) if self.run.engine.name == "local" else 1
         return Step1Stage(self.frames, vae, t5, min_prompt_len=self.run.min_prompt_len, decoder_threads=threads,
-                          max_video_pixels=self.run.max_video_pixels)
+                          max_video_pixels=self.run.max_video_pixels,
+                          relative_video_paths=self.run.relative_video_paths)
 
 
 def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *, rank: RankInfo | None = None,
