@@ -58,11 +58,11 @@ def models(wan_release):
     return WanVAE.load(wan_release, dtype="float32"), UMT5TextEncoder.load(wan_release, dtype="float32", text_len=32)
 
 
-def step1(data: Path, out: Path, frames: FrameSettings, models, num_workers: int = 0):
+def step1(data: Path, out: Path, frames: FrameSettings, models, num_workers: int = 0, **options):
     from revise_prep.pipeline.step1 import run_step1
 
     run = RunSettings(input=str(data / "pairs.json"), output_dir=str(out), video_root=str(data),
-                      num_workers=num_workers, progress=False)
+                      num_workers=num_workers, progress=False, **options)
     return run_step1(run, frames, ModelSettings(), loaded=models)
 
 
@@ -157,13 +157,18 @@ def test_shape_lists_and_summary(bucketed):
         assert len({tuple(load_record(p)["latent_feature"].shape) for p in lines}) == 1
     summary = json.loads((sidecar_of(bucketed) / "summary.json").read_text())
     assert summary["buckets"] == {s: len(i) for s, i in groups.items()}
+    assert summary["min_bucket_records"] == 64 and summary["small_buckets"] == summary["buckets"]  # all tiny
     from revise_prep.records.inspect import inspect_list
 
     info = inspect_list(sidecar_of(bucketed) / "vae_features.txt")
     assert info["buckets"] == summary["buckets"] and info["warnings"]  # the full list mixes shapes
-    assert inspect_list(sidecar_of(bucketed) / "vae_features.9x32x48.txt")["warnings"] == []
-    out = cli("inspect", str(sidecar_of(bucketed) / "vae_features.txt")).stdout
-    assert "WARNING: latent_feature has 4 different shapes" in out and "2 x 5x32x48" in " ".join(out.split())
+    assert info["small_buckets"] == summary["small_buckets"]  # under the default 64
+    assert inspect_list(sidecar_of(bucketed) / "vae_features.9x32x48.txt", min_bucket_records=2)["warnings"] == []
+    assert len(inspect_list(sidecar_of(bucketed) / "vae_features.9x32x48.txt", min_bucket_records=3)["warnings"]) == 1
+    out = cli("inspect", str(sidecar_of(bucketed) / "vae_features.txt"), "--min-bucket-records", "2").stdout
+    out = " ".join(out.split())
+    assert "WARNING: latent_feature has 4 different shapes" in out and "2 x 5x32x48" in out
+    assert "WARNING: 1 of 4 buckets hold fewer than 2 records (9x32x32 1)" in out
 
 
 def test_resume_keeps_shapes_and_bucket_set_is_in_the_signature(bucketed, data, models, tmp_path):
@@ -250,6 +255,42 @@ def test_ar_and_run_keep_the_buckets(bucketed, data, wan_release, tmp_path):
     shutil.rmtree(tmp_path / "run" / ".done")  # resume reads every record's (JSON) meta
     again = run_onepass(run, frames, models, ArOptions(model_path=str(vila)))
     assert again["by_status"] == {"resumed": 7, "skipped": 1} and again["buckets"] == summary["buckets"]
+
+
+def test_merge_small_buckets(data, models, tmp_path, caplog):
+    """--merge-small-buckets: planned before encoding (bucket_plan.json), the merged sample is the original's rule
+    at its new bucket, summary and log name what is left small, resume follows the plan in the file."""
+    vae, _ = models
+    frames = FrameSettings(frame_num=9, interval=2, buckets=((32, 48), (48, 32), (32, 32)), frame_buckets=(9, 5))
+    out = tmp_path / "merged"
+    summary = step1(data, out, frames, models, merge_small_buckets=True, min_bucket_records=2)
+    records = by_index(out)
+    square = records[2]  # its own bucket, 9x32x32, would hold it alone
+    assert square["meta"]["bucket"]["size"] == [32, 48] and square["meta"]["bucket"]["merged_from"] == "9x32x32"
+    assert_meta_describes(square)
+    clip, _ = reference_clip(data / "square.mp4", 9, 2, 32, 48)
+    assert torch.equal(square["latent_feature"], vae.encode(clip.permute(1, 0, 2, 3)[None])[0])
+    for index, (h, w, n) in EXPECTED.items():
+        if index != 2:
+            assert (records[index]["meta"]["bucket"]["size"], records[index]["frame_num"]) == ([h, w], n), index
+            assert "merged_from" not in records[index]["meta"]["bucket"]
+    assert summary["buckets"] == {"5x32x48": 2, "9x32x48": 3, "9x48x32": 2} and "small_buckets" not in summary
+    assert summary["merged_buckets"] == {"9x32x32": {"9x32x48": 1}}
+    plan = json.loads((sidecar_of(out) / "bucket_plan.json").read_text())
+    assert plan["moved"] == {"2": "9x32x32"} and plan["own"]["9x32x32"] == 1
+    again = step1(data, out, frames, models, merge_small_buckets=True, min_bucket_records=2)
+    assert again["by_status"].get("resumed") == 7 and "done" not in again["by_status"]
+    plan["samples"]["2"] = "9x48x32"  # what another rank published first: every rank and resume follows the file
+    (sidecar_of(out) / "bucket_plan.json").write_text(json.dumps(plan))
+    again = step1(data, out, frames, models, merge_small_buckets=True, min_bucket_records=2)
+    assert again["by_status"].get("done") == 1 and again["by_status"].get("resumed") == 6  # the square is redone
+    assert by_index(out)[2]["meta"]["bucket"]["size"] == [48, 32]
+    with caplog.at_level("WARNING", logger="revise_prep"):  # another minimum: another plan, only moved ones redone
+        again = step1(data, out, frames, models, merge_small_buckets=True, min_bucket_records=3)
+    # 9x48x32 (2) goes next (nearest with enough: 9x32x48); 5x32x48 (2) cannot take 9 frames: left, and named
+    assert again["buckets"] == {"5x32x48": 2, "9x32x48": 5} and again["small_buckets"] == {"5x32x48": 2}
+    assert again["by_status"].get("done") == 3 and again["by_status"].get("resumed") == 4
+    assert "1 of 2 buckets hold fewer than 3 records" in caplog.text and "5x32x48 2" in caplog.text
 
 
 @pytest.mark.parametrize("frames", [FrameSettings(frame_num=9, interval=2, buckets=((32, 48), (48, 32)),

@@ -135,7 +135,8 @@ def test_relative_video_paths_on_request(root, models, vila, tmp_path, monkeypat
     assert step2(tmp_path / "vae", tmp_path / "ar_abs", vila, video_root=str(root / "data"))["by_status"] == \
         {"done": 2}
     final = records(tmp_path / "ar_abs", tmp_path / "ar_abs" / "ar_features.txt")
-    assert [r["video_path_tgt"] for r in final] == [str(root / "data" / "clips" / f"{n}.mp4") for n in ("a_src", "b_src")]
+    clips = root / "data" / "clips"
+    assert [r["video_path_tgt"] for r in final] == [str(clips / f"{n}.mp4") for n in ("a_src", "b_src")]
     assert [r["meta"]["ar"]["step1_video_path"] for r in final] == ["clips/a_src.mp4", "clips/b_src.mp4"]
 
 

@@ -20,6 +20,7 @@ from revise_prep.inputs import Sample
 from revise_prep.models.vila import AR_NUM_FRAMES, black_frames, read_checkpoint, resolve_task
 from revise_prep.models.vila.frames import sample_indices
 from revise_prep.models.vila.inputs import VilaInputs
+from revise_prep.pipeline.bucket_plan import plan_buckets, report_small_buckets
 from revise_prep.pipeline.dist import RankInfo, rank_info
 from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
@@ -181,6 +182,7 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
 
         import_ray()  # the install hint before anything is written
     layout = OutputLayout.for_output(out, LIST_NAME, records_only=False).prepare()
+    plan = plan_buckets(run, frames, layout.meta)  # --merge-small-buckets: every sample's bucket, up front
     inter_layout = OutputLayout.for_output(out / INTERMEDIATE_DIR, STEP1_LIST_NAME, records_only=True)
     if keep_intermediate:
         inter_layout.prepare()  # records only: the original step 2 can read it
@@ -192,7 +194,7 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
                                    "models": asdict(models), "ar": asdict(ar),
                                    "keep_intermediate": keep_intermediate,
                                    "world_size": 1 if ray else rank.world_size})
-    items = plan_items(samples, problems, out, suffix(run.record_format))
+    items = plan_items(samples, problems, out, suffix(run.record_format), plan)
     options = dict(progress=run.progress, keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout,
                    describe=describe, relative_paths=run.relative_paths, retry_crashed=run.retry_crashed)
     if ray:
@@ -209,4 +211,4 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
                     for line in path.read_text().splitlines()}
         write_shape_lists(inter_layout.list_file, [(p, shape_of.get(Path(p).name)) for p in kept],
                           relative=run.relative_paths)
-    return summary
+    return report_small_buckets(summary, layout.meta, run.min_bucket_records, plan)

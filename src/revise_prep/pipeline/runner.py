@@ -44,6 +44,8 @@ class WorkItem:
     payload: Any = None
     failure: Outcome | None = None  # set when the item is already known to fail (duplicate, malformed)
     notes: dict[str, Any] = field(default_factory=dict)  # e.g. renamed_from, kept in meta and reports
+    shape: str | None = None  # its bucket "FxHxW" when planned up front (--merge-small-buckets); resume redoes
+    # an existing record of another shape
 
 
 @dataclass
@@ -173,6 +175,8 @@ def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *,
             shapes[item.index] = record_shape(kept.get("meta"))
             if state == resume.VALID:
                 index.add(item.path, sig, shapes[item.index])
+        if state == resume.VALID and item.shape and shapes[item.index] != item.shape:
+            state, detail = resume.MISMATCHED, f"bucket {shapes[item.index]}, planned {item.shape}"
         if state == resume.VALID or (state == resume.MISMATCHED and keep_mismatched):
             outcomes.append(_with_shape(Outcome(index=item.index, name=item.name, status="resumed",
                                                 path=str(item.path), **describe(item)), shapes[item.index]))

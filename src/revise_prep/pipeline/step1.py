@@ -15,6 +15,7 @@ from revise_prep.errors import SHORT_PROMPT, InputError, SampleError, loading
 from revise_prep.inputs import Sample, parse_entries
 from revise_prep.inputs.samples import record_video_path
 from revise_prep.models.text import passes_prompt_filter
+from revise_prep.pipeline.bucket_plan import BucketPlan, plan_buckets, report_small_buckets
 from revise_prep.pipeline.dist import RankInfo, rank_info, resolve_device
 from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.progress import Notices
@@ -27,7 +28,7 @@ from revise_prep.records.reports import Outcome
 from revise_prep.records.schema import step1_record
 from revise_prep.settings import FrameSettings, ModelSettings, RunSettings, frames_signature
 from revise_prep.video import Clip, VideoInfo, check_orientation, probe_video, read_clip, sampling_interval
-from revise_prep.video.buckets import plan_sample, uses_buckets
+from revise_prep.video.buckets import parse_bucket_name, plan_sample, uses_buckets
 from revise_prep.video.notes import decoder_notes
 from revise_prep.video.guards import DEFAULT_MAX_VIDEO_PIXELS, check_video_pixels
 
@@ -62,8 +63,10 @@ def describe(item: WorkItem) -> dict[str, str | None]:
     return {"source": sample.source, "target": sample.target, "extra": dict(item.notes)}
 
 
-def plan_items(samples: list[Sample], problems, out: Path, ext: str = ".pkl") -> list[WorkItem]:
-    """One work item per input entry, in input order; duplicates and malformed entries pre-failed."""
+def plan_items(samples: list[Sample], problems, out: Path, ext: str = ".pkl",
+               buckets: BucketPlan | None = None) -> list[WorkItem]:
+    """One work item per input entry, in input order; duplicates and malformed entries pre-failed; with a
+    bucket plan (``--merge-small-buckets``) each usable sample carries its bucket."""
     out = absolute(out)
     plan = plan_names(samples, max_bytes=name_budget(out if out.is_dir() else None, ext))
     notices = Notices(log)
@@ -86,7 +89,8 @@ def plan_items(samples: list[Sample], problems, out: Path, ext: str = ".pkl") ->
             notices("renamed", "%s: output name %r is taken by an earlier sample; writing %s%s",
                     sample.label, plan.renamed[sample.index], name, ext, where=NOTES_FILE)
             notes["renamed_from"] = plan.renamed[sample.index]
-        items.append(WorkItem(sample.index, name, out / f"{name}{ext}", sample, notes=notes))
+        shape = buckets.samples.get(sample.index) if buckets is not None else None
+        items.append(WorkItem(sample.index, name, out / f"{name}{ext}", sample, notes=notes, shape=shape))
     for p in problems:
         items.append(WorkItem(p.index, None, None, None, Outcome(index=p.index, name=None, status="failed",
                                                                  reason=p.reason, message=str(p))))
@@ -166,7 +170,9 @@ class Step1Stage:
                 displayed[role] = info.display_size if rotate else (info.height, info.width)
                 sampling_interval(path, info.num_frames, smallest)
                 check_orientation(path, *displayed[role], smallest)  # (never with --buckets)
-        frames, why = plan_sample(self.frames, displayed["source"], {r: i.num_frames for r, i in infos.items()})
+        assigned = parse_bucket_name(item.shape) if item.shape else None  # planned up front
+        frames, why = plan_sample(self.frames, displayed["source"], {r: i.num_frames for r, i in infos.items()},
+                                  assigned)
         item.notes["bucket"] = why
         return frames, infos
 
@@ -302,30 +308,33 @@ def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *,
 
         import_ray()  # the install hint before anything is written
     layout = stage_layout(Step1Stage, out).prepare()  # a bad output folder stops before the models load
+    plan = plan_buckets(run, frames, layout.meta)  # --merge-small-buckets: every sample's bucket, up front
     if run.engine.name == "ray":
-        return _run_ray(factory, samples, problems, out, layout, keep_mismatched)
+        summary = _run_ray(factory, samples, problems, out, layout, keep_mismatched, plan)
+        return report_small_buckets(summary, layout.meta, run.min_bucket_records, plan)
     vae, t5 = loaded or load_step1_models(models, rank)
     stage = factory.build(rank, (vae, t5))
     if rank.is_main:
         write_json(layout.config, {"step": "vae", "run": asdict(run), "frames": asdict(frames),
                                    "models": asdict(models), "world_size": rank.world_size})
-    items = plan_items(samples, problems, out, suffix(run.record_format))
-    return run_stage(stage, items, out, rank, num_workers=run.num_workers, progress=run.progress,
-                     keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout, describe=describe,
-                     pin_memory=vae.device.type == "cuda", relative_paths=run.relative_paths,
-                     retry_crashed=run.retry_crashed,
-                     progress_interval=run.progress_interval)
+    items = plan_items(samples, problems, out, suffix(run.record_format), plan)
+    summary = run_stage(stage, items, out, rank, num_workers=run.num_workers, progress=run.progress,
+                        keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout, describe=describe,
+                        pin_memory=vae.device.type == "cuda", relative_paths=run.relative_paths,
+                        retry_crashed=run.retry_crashed,
+                        progress_interval=run.progress_interval)
+    return report_small_buckets(summary, layout.meta, run.min_bucket_records, plan)
 
 
 def _run_ray(factory: Step1Factory, samples, problems, out: Path, layout, keep_mismatched: bool,
-             ) -> dict[str, Any] | None:
+             plan: BucketPlan | None = None) -> dict[str, Any] | None:
     """Step 1 on a Ray cluster (``--engine ray``): the same plan, records and reports as the local engine."""
     from revise_prep.pipeline.engines.ray import run_stage_ray
 
     run = factory.run
     write_json(layout.config, {"step": "vae", "run": asdict(run), "frames": asdict(factory.frames),
                                "models": asdict(factory.models), "world_size": 1})
-    items = plan_items(samples, problems, out, suffix(run.record_format))
+    items = plan_items(samples, problems, out, suffix(run.record_format), plan)
     return run_stage_ray(factory, items, out, run.engine, progress=run.progress, keep_mismatched=keep_mismatched,
                          decode_timeout=run.decode_timeout, describe=describe, relative_paths=run.relative_paths,
                          retry_crashed=run.retry_crashed)

@@ -18,6 +18,7 @@ from revise_prep.errors import InputError, SampleError, loading
 from revise_prep.inputs.samples import record_video_path, resolve_path
 from revise_prep.models.vila import VilaInputs, read_checkpoint, resolve_task
 from revise_prep.models.vila.prompt import IMAGE_TOKEN_INDEX
+from revise_prep.pipeline.bucket_plan import report_small_buckets
 from revise_prep.pipeline.dist import RankInfo, rank_info, resolve_device
 from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.progress import Notices
@@ -258,19 +259,21 @@ def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
         from revise_prep.pipeline.engines.ray import run_stage_ray
 
         write_json(layout.config, {"step": "ar", "settings": asdict(settings), "world_size": 1})
-        return run_stage_ray(Step2Factory(settings), items, out, settings.engine, progress=settings.progress,
-                             keep_mismatched=keep_mismatched, decode_timeout=settings.decode_timeout,
-                             describe=describe, relative_paths=settings.relative_paths,
-                             retry_crashed=settings.retry_crashed)
+        summary = run_stage_ray(Step2Factory(settings), items, out, settings.engine, progress=settings.progress,
+                                keep_mismatched=keep_mismatched, decode_timeout=settings.decode_timeout,
+                                describe=describe, relative_paths=settings.relative_paths,
+                                retry_crashed=settings.retry_crashed)
+        return report_small_buckets(summary, layout.meta, settings.min_bucket_records)
     model = model or load_ar_model(settings, rank)
     if rank.is_main:
         write_json(layout.config, {"step": "ar", "settings": asdict(settings), "world_size": rank.world_size})
     stage = Step2Factory(settings).build(rank, model)
-    return run_stage(stage, items, out, rank, num_workers=settings.num_workers,
-                     progress=settings.progress, keep_mismatched=keep_mismatched,
-                     decode_timeout=settings.decode_timeout, describe=describe,
-                     relative_paths=settings.relative_paths, progress_interval=settings.progress_interval,
-                     retry_crashed=settings.retry_crashed)
+    summary = run_stage(stage, items, out, rank, num_workers=settings.num_workers,
+                        progress=settings.progress, keep_mismatched=keep_mismatched,
+                        decode_timeout=settings.decode_timeout, describe=describe,
+                        relative_paths=settings.relative_paths, progress_interval=settings.progress_interval,
+                        retry_crashed=settings.retry_crashed)
+    return report_small_buckets(summary, layout.meta, settings.min_bucket_records)
 
 
 def describe(item: WorkItem) -> dict[str, str]:
