@@ -287,10 +287,11 @@ def test_merge_small_buckets(data, models, tmp_path, caplog):
     assert by_index(out)[2]["meta"]["bucket"]["size"] == [48, 32]
     with caplog.at_level("WARNING", logger="revise_prep"):  # another minimum: another plan, only moved ones redone
         again = step1(data, out, frames, models, merge_small_buckets=True, min_bucket_records=3)
-    # 9x48x32 (2) goes next (nearest with enough: 9x32x48); 5x32x48 (2) cannot take 9 frames: left, and named
-    assert again["buckets"] == {"5x32x48": 2, "9x32x48": 5} and again["small_buckets"] == {"5x32x48": 2}
-    assert again["by_status"].get("done") == 3 and again["by_status"].get("resumed") == 4
-    assert "1 of 2 buckets hold fewer than 3 records" in caplog.text and "5x32x48 2" in caplog.text
+    # no bucket has 3 samples: none to join, the square pair goes back to its own bucket; all four are named
+    assert again["buckets"] == again["small_buckets"] == {"5x32x48": 2, "9x32x32": 1, "9x32x48": 2, "9x48x32": 2}
+    assert again["by_status"].get("done") == 1 and again["by_status"].get("resumed") == 6
+    assert again["merged_buckets"] == {} and by_index(out)[2]["meta"]["bucket"]["size"] == [32, 32]
+    assert "4 of 4 buckets hold fewer than 3 records (--min-bucket-records): 5x32x48 2, 9x32x32 1" in caplog.text
 
 
 @pytest.mark.parametrize("frames", [FrameSettings(frame_num=9, interval=2, buckets=((32, 48), (48, 32)),

@@ -117,19 +117,16 @@ def test_merge_small_buckets_examples():
     samples = [(LAND, (9, 32, 48))] * 5 + [(LAND, (5, 32, 48))] * 4 + [(PORT, (9, 48, 32))] + \
         [(SQUARE, (9, 32, 32))] * 2 + [None]
     merged = merge_small_buckets(samples, sizes, 4)
-    # the smallest goes first, to the nearest bucket *with enough samples* it can serve (most frames first);
-    # then the square pair, tied between 32x48 and 48x32, to the first listed with enough
+    # each goes to the nearest bucket with enough samples that it can serve, the most frames first; the square
+    # pair is as far from 32x48 as from 48x32 and goes to the first listed
     assert merged == [(9, 32, 48)] * 5 + [(5, 32, 48)] * 4 + [(9, 32, 48)] * 3 + [None]
     assert merge_small_buckets(samples, sizes, 1) == [None if s is None else s[1] for s in samples]
     # the same aspect with fewer frames before another aspect
     samples = [(LAND, (9, 32, 48))] * 2 + [(LAND, (5, 32, 48))] * 6 + [(SQUARE, (9, 32, 32))] * 6
     assert merge_small_buckets(samples, sizes, 4)[:2] == [(5, 32, 48)] * 2
-    # never more frames than the sample's videos serve: nowhere to go, it stays
-    samples = [(LAND, (5, 32, 48))] + [(LAND, (9, 32, 48))] * 6
-    assert merge_small_buckets(samples, sizes, 4)[0] == (5, 32, 48)
-    # no bucket is big enough: small ones are merged together, and may become big enough
-    samples = [(LAND, (9, 32, 48))] * 2 + [(SQUARE, (9, 32, 32))] * 3
-    assert merge_small_buckets(samples, sizes, 4) == [(9, 32, 32)] * 5
+    # never more frames than the sample's videos serve, and never into a bucket that is small too: it stays
+    samples = [(LAND, (5, 32, 48))] + [(LAND, (9, 32, 48))] * 6 + [(SQUARE, (9, 32, 32))] * 3
+    assert merge_small_buckets(samples, sizes, 4) == [(5, 32, 48)] + [(9, 32, 48)] * 9
 
 
 bucket_samples = st.lists(st.one_of(st.none(), st.tuples(
@@ -152,10 +149,10 @@ def test_merge_small_buckets_invariants(samples, minimum, rng):
             assert b is None
             continue
         assert b[0] <= s[1][0] and b[1:] in sizes  # never more frames than its own bucket's
-        if b != s[1]:
-            assert own[s[1]] < minimum  # only samples of small buckets move
-        if final[b] < minimum:  # left in a small bucket: no bucket with enough samples serves it
-            assert not any(n >= minimum and c[0] <= s[1][0] for c, n in final.items())
+        if b != s[1]:  # only samples of small buckets move, and only to one that had enough on its own
+            assert own[s[1]] < minimum <= own[b]
+        elif own[b] < minimum:  # left in a small bucket: no bucket with enough samples serves it
+            assert not any(n >= minimum and c[0] <= s[1][0] for c, n in own.items())
     order = list(range(len(samples)))
     rng.shuffle(order)
     again = merge_small_buckets([samples[i] for i in order], sizes, minimum)

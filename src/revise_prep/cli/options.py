@@ -142,8 +142,9 @@ def add_bucket_options(p: argparse.ArgumentParser, *, merge: bool) -> None:
     if merge:
         g.add_argument("--merge-small-buckets", action="store_true",
                        help="with --buckets / --frame-buckets: give the samples of buckets smaller than "
-                            "--min-bucket-records the nearest bucket with enough samples (same aspect with fewer "
-                            "frames first), decided before encoding from a probe of every sample")
+                            "--min-bucket-records the nearest bucket with enough samples that their videos can "
+                            "serve (same aspect with fewer frames first; none: they keep theirs), decided before "
+                            "encoding from a probe of every sample (bucket_plan.json beside the reports)")
 
 
 def _positive_int(text: str) -> int:

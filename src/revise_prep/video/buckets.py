@@ -80,42 +80,30 @@ def parse_bucket_name(name: str) -> Bucket:
 
 def merge_small_buckets(samples: Sequence[tuple[tuple[int, int], Bucket] | None], sizes: Sequence[tuple[int, int]],
                         minimum: int) -> list[Bucket | None]:
-    """Each sample's bucket once buckets of fewer than ``minimum`` samples are merged into near ones.
+    """Each sample's bucket once the samples of buckets under ``minimum`` samples join near buckets with enough.
 
     ``samples``: per sample its source's displayed (height, width) and its own bucket (None: not usable, left
-    out); ``sizes``: the bucket sizes in the order listed. The smallest bucket under ``minimum`` is dissolved
-    first (ties: more frames, then the size listed first): each of its samples goes to the nearest other
-    bucket holding samples whose frame count it can serve (no more frames than its own bucket's), preferring
-    buckets with at least ``minimum`` samples; nearest = closest in log aspect to the source (as
-    :func:`choose_bucket`, ties to the larger area, then the first listed), then the most frames. So a sample
-    keeps its aspect with fewer frames before it is cropped to another. A dissolved bucket takes no samples;
-    one whose samples have nowhere to go keeps them. Repeats until no open bucket is under ``minimum``.
-    A pure function of its input: every rank and every resume computes the same.
+    out); ``sizes``: the bucket sizes in the order listed. A sample of a bucket with fewer than ``minimum``
+    samples goes to the nearest bucket with at least ``minimum`` whose frame count its videos serve (no more
+    frames than its own bucket's): closest in log aspect to its source (as :func:`choose_bucket`; ties to the
+    larger area, then the first listed), then the most frames, so it keeps its aspect with fewer frames before
+    it is cropped to another. A sample that no such bucket can take keeps its own (it is never cropped or
+    shortened for a bucket that is small too). A pure function of its input: every rank and every resume
+    computes the same.
     """
     order = {tuple(size): i for i, size in enumerate(sizes)}
-    own = [None if s is None else s[1] for s in samples]
-    assign: list[Bucket | None] = list(own)
-
-    def nearness(i: int, bucket: Bucket) -> tuple:
-        (h, w), (f, bh, bw) = samples[i][0], bucket
-        return aspect_distance(h, w, bh, bw), -bh * bw, order.get((bh, bw), len(order)), -f
-
-    closed: set[Bucket] = set()
-    while True:
-        tally = Counter(b for b in assign if b is not None)
-        small = [b for b, n in tally.items() if n < minimum and b not in closed]
-        if not small:
-            return assign
-        gone = min(small, key=lambda b: (tally[b], -b[0], order.get((b[1], b[2]), len(order)), b))
-        closed.add(gone)
-        open_ = [b for b in tally if b not in closed]
-        for i, bucket in enumerate(assign):
-            if bucket != gone:
-                continue
-            fits = [b for b in open_ if b[0] <= own[i][0]]
-            pool = [b for b in fits if tally[b] >= minimum] or fits
-            if pool:
-                assign[i] = min(pool, key=lambda b: nearness(i, b))
+    tally = Counter(s[1] for s in samples if s is not None)
+    big = [b for b, n in tally.items() if n >= minimum]
+    merged: list[Bucket | None] = []
+    for sample in samples:
+        if sample is None or tally[sample[1]] >= minimum:
+            merged.append(None if sample is None else sample[1])
+            continue
+        (h, w), own = sample
+        fits = [b for b in big if b[0] <= own[0]]
+        merged.append(min(fits, key=lambda b: (aspect_distance(h, w, b[1], b[2]), -b[1] * b[2],
+                                               order.get((b[1], b[2]), len(order)), -b[0])) if fits else own)
+    return merged
 
 
 def plan_sample(frames: FrameSettings, source_display: tuple[int, int], totals: dict[str, int],
