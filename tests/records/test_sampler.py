@@ -220,3 +220,23 @@ def test_a_per_shape_list_a_blank_line_and_several_lists(tmp_path):
     assert len(both.paths) == len(concat) == len(ORDER) + 3 and len(both.buckets["5x32x32"]) == 5
     for b in both:
         assert len({tuple(concat[i]["latent_features"].shape) for i in b}) == 1
+
+
+def test_the_readme_example_runs(tmp_path):
+    """README, "Training on the records": the example as written (list path, batch size and workers adapted)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Training on the records"):]
+    code = next(block for block in section.split("```python\n")[1:] if "class ListDataset" in block)
+    code = code[:code.index("```")]
+    full = bucketed_list(tmp_path, ORDER)
+    for old, new in (('"data/train/train_list.txt"', repr(str(full))), ("batch_size=8", "batch_size=2"),
+                     ("num_workers=4", "num_workers=0"), ("pass  # train on the batch", "seen.append(batch)")):
+        assert old in code, old
+        code = code.replace(old, new)
+    scope = {"seen": []}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own documentation
+    assert len(scope["seen"]) == 2 * (5 // 2 + 4 // 2 + 3 // 2)  # two epochs, drop_last
+    for batch in scope["seen"]:
+        own = [float(p.split()[1]) for p in batch["prompt"]]
+        assert batch["latent_features"][:, 0, 0, 0, 0].tolist() == own and len({ORDER[int(i)] for i in own}) == 1
+        assert all(t.shape == (2, 8) for t in batch["text_emb"])
