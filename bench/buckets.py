@@ -9,14 +9,14 @@ planning for the bucket and frame count each kept sample gets. ``--decode`` also
 ``Step1Stage.decode`` (what a worker does) and checks that the planned outcome is the real one.
 Videos are small (short side 72 px); only their aspect and frame count matter to these rules.
 
-Epochs: on the same 40 pairs and on a larger set skewed as collected data is (120 pairs, half of them 16:9
-landscape), the bucket of every kept sample comes from the planning code of ``--merge-small-buckets``
+Epochs: on the same 40 pairs, on a larger set skewed as collected data is (120 pairs, half of them 16:9
+landscape) and on that set listed 8 times (960 pairs, each copy with its own instruction), the bucket of every kept sample comes from the planning code of ``--merge-small-buckets``
 (``pipeline/bucket_plan.py``: ``validate``'s probe, then ``merge_small_buckets``), without merging and with
 ``--min-bucket-records`` 8 (one batch) and 64 (the default). Their list file and per-shape lists are written as a
 run writes them, and the epoch is what ``BucketBatchSampler`` (batch 8, ``drop_last``) yields over them, and what
 a trainer gets that runs one ``drop_last`` loader per per-shape list and ends each epoch with its shortest loader
 (Omni-Video's ``finetune_model.py``). With ``--decode`` the larger set's samples are also decoded with their merged
-bucket through ``Step1Stage.decode``: the frames have the planned shape.
+bucket (the repeated set's too: same videos) through ``Step1Stage.decode``: the frames have the planned shape.
 
     .venv/bin/python bench/buckets.py [--out buckets.md] [--decode] [--quick]
 """
@@ -56,6 +56,7 @@ SKEWED = {"landscape 16:9": (60, [300, 121, 97, 81, 121, 64, 50]), "portrait 9:1
           "square": (12, [121, 64, 40, 25]), "4:3": (8, [97, 50, 25]), "3:4": (6, [97, 40]),
           "ultrawide 21:9": (6, [121, 25, 18]), "too short": (4, [12])}
 BATCH = 8
+REPEAT = 8  # the skewed set listed this many times: a set large enough for the default --min-bucket-records 64
 
 
 def make_set(root: Path, quick: bool, skewed: bool = False) -> tuple[Path, list[str]]:
@@ -110,6 +111,16 @@ def decoded_outcomes(pairs: Path, root: Path, frames: FrameSettings) -> dict[int
             out[s.index] = None
         except SampleError as err:
             out[s.index] = err.reason
+    return out
+
+
+def repeat_set(pairs: Path, copies: int) -> Path:
+    """The same pairs listed ``copies`` times, each copy with its own instruction (not duplicates): a larger
+    input with the same mix, at no cost in videos."""
+    entries = json.loads(pairs.read_text())
+    out = pairs.with_name(f"pairs_x{copies}.json")
+    out.write_text(json.dumps([{**e, "instruction": f"{e['instruction']} (copy {k})"}
+                               for k in range(copies) for e in entries]))
     return out
 
 
@@ -197,15 +208,24 @@ def main() -> int:
             checked = " Every sample was also decoded through `Step1Stage.decode`: same outcomes."
         bucketed = configs[names[1]]
         skewed, skewed_classes = make_set(root, args.quick, skewed=True)
+        copies = 2 if args.quick else REPEAT
+        repeated = repeat_set(skewed, copies)
         sets = {f"mixed ({len(classes)} pairs)": (len(classes), plans(pairs, root, bucketed)),
-                f"skewed ({len(skewed_classes)} pairs)": (len(skewed_classes), plans(skewed, skewed.parent, bucketed))}
+                f"skewed ({len(skewed_classes)} pairs)": (len(skewed_classes), plans(skewed, skewed.parent, bucketed)),
+                f"skewed x{copies} ({copies * len(skewed_classes)} pairs)":
+                    (copies * len(skewed_classes), plans(repeated, skewed.parent, bucketed))}
         epochs = epoch_table(sets, root)
-        merged_into = {config: Counter(buckets.values()) for config, buckets in sets[list(sets)[1]][1].items()}
+        merged_into = {f"{name}, {config}": Counter(buckets.values()) for name in list(sets)[1:]
+                       for config, buckets in sets[name][1].items()}
         decoded = ""
         if args.decode:
-            count = decoded_shapes_match(skewed, skewed.parent, bucketed, sets[list(sets)[1]][1])
+            n = len(skewed_classes)  # the copies' buckets, on the original entries (same videos, same rule)
+            planned = {**sets[list(sets)[1]][1], **{f"x{copies} {config}": {i % n: b for i, b in buckets.items()}
+                                                    for config, buckets in sets[list(sets)[2]][1].items()}}
+            count = decoded_shapes_match(skewed, skewed.parent, bucketed, planned)
             decoded = (f" The skewed set's samples were decoded through `Step1Stage.decode` with each bucket a plan "
-                       f"gives them ({count} decodes): the frames have the planned shape.")
+                       f"gives them, the repeated set's plans included ({count} decodes): the frames have the planned "
+                       f"shape.")
     n = len(classes)
     lines = [f"{n} generated pairs (short side 72 px; frame counts {min(LENGTHS)}-{max(LENGTHS)}; every 7th target "
              f"half as long as its source). Outcomes from step 1's own rules (`validate` + `Step1Stage` planning)."
@@ -226,7 +246,7 @@ def main() -> int:
               f"the epoch ended by the shortest (Omni-Video's `finetune_model.py`). Buckets from the planning code of "
               f"`--merge-small-buckets` (`validate`'s probe + `merge_small_buckets`)." + decoded, "", *epochs]
     for config, tally in merged_into.items():
-        lines.append(f"\nskewed set, {config}: " + ", ".join(f"{s} {c}" for s, c in sorted(tally.items(),
+        lines.append(f"\n{config}: " + ", ".join(f"{s} {c}" for s, c in sorted(tally.items(),
                                                                                         key=lambda kv: -kv[1])))
     text = "\n".join(lines)
     print(text)

@@ -21,9 +21,9 @@ def test_bench_buckets_quick(tmp_path):
     assert original < bucketed <= samples
     epochs = [line.split("|")[1:-1] for line in out.read_text().splitlines()
               if line.startswith("| mixed") or line.startswith("| skewed")]
-    assert len(epochs) == 6
+    assert len(epochs) == 9
     for name, kept, config, buckets, batches, samples, of_kept, of_input, shortest in epochs:
         assert int(samples) == 8 * int(batches) <= int(kept) and of_kept.strip().endswith("%")
-    for first in (0, 3):  # per set: without merging, then merged at 8 and at 64
+    for first in (0, 3, 6):  # per set: without merging, then merged at 8 and at 64
         plain, *merged = (int(row[5]) for row in epochs[first:first + 3])
         assert all(m >= plain for m in merged)
