@@ -10,7 +10,7 @@ planning for the bucket and frame count each kept sample gets. ``--decode`` also
 Videos are small (short side 72 px); only their aspect and frame count matter to these rules.
 
 Epochs: on the same 40 pairs, on a larger set skewed as collected data is (120 pairs, half of them 16:9
-landscape) and on that set listed 8 times (960 pairs, each copy with its own instruction), the bucket of every kept sample comes from the planning code of ``--merge-small-buckets``
+landscape) and on that set listed 7 times (840 pairs, each copy with its own instruction), the bucket of every kept sample comes from the planning code of ``--merge-small-buckets``
 (``pipeline/bucket_plan.py``: ``validate``'s probe, then ``merge_small_buckets``), without merging and with
 ``--min-bucket-records`` 8 (one batch) and 64 (the default). Their list file and per-shape lists are written as a
 run writes them, and the epoch is what ``BucketBatchSampler`` (batch 8, ``drop_last``) yields over them, and what
@@ -56,7 +56,8 @@ SKEWED = {"landscape 16:9": (60, [300, 121, 97, 81, 121, 64, 50]), "portrait 9:1
           "square": (12, [121, 64, 40, 25]), "4:3": (8, [97, 50, 25]), "3:4": (6, [97, 40]),
           "ultrawide 21:9": (6, [121, 25, 18]), "too short": (4, [12])}
 BATCH = 8
-REPEAT = 8  # the skewed set listed this many times: a set large enough for the default --min-bucket-records 64
+REPEAT = 7  # the skewed set listed this many times: large enough for the default --min-bucket-records 64 (7: its
+# counts are not all multiples of the batch)
 
 
 def make_set(root: Path, quick: bool, skewed: bool = False) -> tuple[Path, list[str]]:
