@@ -10,13 +10,14 @@ planning for the bucket and frame count each kept sample gets. ``--decode`` also
 Videos are small (short side 72 px); only their aspect and frame count matter to these rules.
 
 Epochs: on the same 40 pairs, on a larger set skewed as collected data is (120 pairs, half of them 16:9
-landscape) and on that set listed 7 times (840 pairs, each copy with its own instruction), the bucket of every kept sample comes from the planning code of ``--merge-small-buckets``
-(``pipeline/bucket_plan.py``: ``validate``'s probe, then ``merge_small_buckets``), without merging and with
-``--min-bucket-records`` 8 (one batch) and 64 (the default). Their list file and per-shape lists are written as a
-run writes them, and the epoch is what ``BucketBatchSampler`` (batch 8, ``drop_last``) yields over them, and what
-a trainer gets that runs one ``drop_last`` loader per per-shape list and ends each epoch with its shortest loader
-(Omni-Video's ``finetune_model.py``). With ``--decode`` the larger set's samples are also decoded with their merged
-bucket (the repeated set's too: same videos) through ``Step1Stage.decode``: the frames have the planned shape.
+landscape) and on that set listed 7 times (840 pairs, each copy with its own instruction), the bucket of every
+kept sample comes from the planning code of ``--merge-small-buckets`` (``pipeline/bucket_plan.py``: ``validate``'s
+probe, then ``merge_small_buckets``), without merging and with ``--min-bucket-records`` 8 (one batch) and 64 (the
+default). Their list file and per-shape lists are written as a run writes them, and the epoch is what
+``BucketBatchSampler`` (batch 8, ``drop_last``) yields over them, and what a trainer gets that runs one
+``drop_last`` loader per per-shape list and ends each epoch with its shortest loader (Omni-Video's
+``finetune_model.py``). With ``--decode`` the larger set's samples are also decoded with their bucket of every
+plan (the repeated set's too: same videos) through ``Step1Stage.decode``: the frames have the planned shape.
 
     .venv/bin/python bench/buckets.py [--out buckets.md] [--decode] [--quick]
 """
