@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 from revise_prep.errors import SampleError
 from revise_prep.inputs import parse_entries
 from revise_prep.pipeline.bucket_plan import compute_plan
-from revise_prep.pipeline.runner import WorkItem
+from revise_prep.pipeline.stage import WorkItem
 from revise_prep.pipeline.step1 import Step1Stage
 from revise_prep.pipeline.validate import validate
 from revise_prep.records.reports import write_list
