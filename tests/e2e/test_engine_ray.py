@@ -53,25 +53,30 @@ def vila(tmp_path_factory) -> Path:
     return make_tiny_vila(tmp_path_factory.mktemp("vila") / "tiny_vila")
 
 
-#: Torch threads of the process that runs both engines here: 4 makes the tiny VAE's float32 latents differ from a
-#: one-thread encoder in their last bits (a Ray actor's default: Ray sets OMP_NUM_THREADS to its one CPU).
+#: The torch threads of the process that encodes, on both engines: 4 makes the tiny VAE's float32 latents differ
+#: from a one-thread encoder's in their last bits (a Ray actor's own default: Ray sets OMP_NUM_THREADS to its one
+#: CPU). The engines' CPU budget gives them when torch's default is 4 and --cpu-threads 4: a 4-core machine.
 THREADS = 4
 
 
 @contextlib.contextmanager
-def torch_threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
+def four_cores():
+    """As on a machine whose torch default is THREADS threads (the CPU budget never gives more than that)."""
+    from revise_prep.pipeline.engines.local import cpu_budget
+
+    default, threads = cpu_budget._DEFAULT_THREADS, torch.get_num_threads()
+    cpu_budget._DEFAULT_THREADS = THREADS
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        cpu_budget._DEFAULT_THREADS = default
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)
 def same_threads():
     """Every run here, on either engine, is compared with ``outputs``: made with the same thread count."""
-    with torch_threads(THREADS):
+    with four_cores():
         yield
 
 
@@ -80,14 +85,15 @@ def outputs(tmp_path_factory, ray_cluster, dataset, wan_release, vila) -> Path:
     """vae, ar (both on the local engine's step-1 records) and run, once per engine, with THREADS torch threads."""
     root = tmp_path_factory.mktemp("engines")
     common = ["--input", str(dataset / "pairs.json"), "--video-root", str(dataset), "--ckpt-dir", str(wan_release),
-              *MODELS, *FRAMES, "--num-workers", "0", "--no-progress"]
-    with torch_threads(THREADS):
+              *MODELS, *FRAMES, "--num-workers", "0", "--no-progress", "--cpu-threads", str(THREADS)]
+    with four_cores():
         for engine in ("local", "ray"):  # the dataset has samples that fail (exit status 4) on both engines alike
             e = ["--engine", engine]
             assert main(["vae", *common, *e, "--output-dir", str(root / engine / "vae")]) == 4
             assert main(["ar", "--data-file", str(root / "local" / "vae" / "vae_features.txt"), "--model-path",
                          str(vila), "--result-folder", str(root / engine / "ar"), "--video-root", str(dataset),
-                         "--device", "cpu", "--num-workers", "0", "--no-progress", *e]) == 0
+                         "--device", "cpu", "--num-workers", "0", "--no-progress", "--cpu-threads", str(THREADS),
+                         *e]) == 0
             assert main(["run", *common, *e, "--model-path", str(vila), "--output-dir", str(root / engine / "run"),
                          "--keep-intermediate"]) == 4
     return root
@@ -137,6 +143,10 @@ def test_ray_records_equal_local(outputs, step, list_name, count):
     config = json.loads((folder / "config.json").read_text())
     engine = (config.get("run") or config.get("settings"))["engine"]
     assert engine["name"] == "ray"
+    key = "video_path" if step == "vae" else "video_path_tgt"  # the file read, named the same by both engines
+    for line in (folder / list_name).read_text().splitlines():
+        rec = load_record(line)
+        assert Path(rec[key]).is_absolute() and Path(rec[key]).is_file(), rec[key]
 
 
 def test_ray_keeps_intermediate_records(outputs):
@@ -149,7 +159,7 @@ def test_ray_keeps_intermediate_records(outputs):
 
 def settings(dataset: Path, wan_release: Path, out: Path, engine: str = "local"):
     run = RunSettings(input=str(dataset / "pairs.json"), output_dir=str(out), video_root=str(dataset),
-                      num_workers=0, progress=False, engine=EngineSettings(name=engine))
+                      num_workers=0, progress=False, engine=EngineSettings(name=engine), cpu_threads=THREADS)
     frames = FrameSettings(frame_num=5, interval=2, height=32, width=48)
     models = ModelSettings(ckpt_dir=str(wan_release), vae_dtype="float32", t5_dtype="float32", text_len=32,
                            device="cpu")

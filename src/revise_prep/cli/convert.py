@@ -33,25 +33,31 @@ def run(args: argparse.Namespace) -> int:
     from revise_prep.records.naming import name_budget, writable_name
     from revise_prep.records.reader import load_record
     from revise_prep.records.reports import write_list
+    from revise_prep.records.shapes import record_shape, write_shape_lists
 
     source = Path(args.input)
     out_dir = Path(args.output_dir) if args.output_dir else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
-    written, failed = [], 0
+    written, shapes, failed = [], [], 0
     for path in _inputs(source):
         folder = out_dir or path.parent
         target = folder / (writable_name(path.stem, name_budget(folder, suffix(args.to))) + suffix(args.to))
         try:
-            atomic_write_bytes(target, serialize(load_record(path), target))
+            record = load_record(path)
+            atomic_write_bytes(target, serialize(record, target))
         except Exception as err:  # noqa: BLE001 - report and go on
             log.error("%s: %s", path, err)
             failed += 1
             continue
         written.append(str(target.resolve()))
+        shapes.append(record_shape(record))
     if source.is_file() and source.suffix not in (".pkl", ".safetensors"):
         list_out = (out_dir or source.parent) / f"{source.stem}.{args.to}.txt"
         write_list(list_out, written)
         log.info("list file: %s", list_out)
+        buckets = write_shape_lists(list_out, zip(written, shapes))  # one per shape beside it, as vae/ar/run write
+        if buckets:
+            log.info("per-shape lists beside it: %s", ", ".join(f"{s} ({n})" for s, n in buckets.items()))
     log.info("converted %d record(s) to %s, %d failed", len(written), args.to, failed)
     return 1 if failed else 0

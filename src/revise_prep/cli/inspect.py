@@ -12,6 +12,8 @@ def register(sub) -> None:
                        description=__doc__)
     p.add_argument("path", help="a record (.pkl / .safetensors) or a list file (.txt)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--min-bucket-records", type=int, default=64, metavar="N",
+                   help="a list's buckets with fewer records are named (as vae/ar/run do)")
     p.set_defaults(func=run)
 
 
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{path}: {'a folder; pass a record or a list file' if path.is_dir() else 'no such file'}")
     single = path.suffix in (".pkl", ".safetensors")
     try:
-        info = inspect_record(path) if single else inspect_list(path)
+        info = inspect_record(path) if single else inspect_list(path, args.min_bucket_records)
     except ValueError as err:  # not a record, or not a text list file
         raise InputError(f"{path}: cannot read it as a {'record' if single else 'list file'}: {err}") from None
     if args.json:

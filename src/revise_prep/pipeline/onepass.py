@@ -21,12 +21,13 @@ from revise_prep.models.vila import (AR_NUM_FRAMES, black_frames, read_checkpoin
                                      vila_identity)
 from revise_prep.models.vila.frames import sample_indices
 from revise_prep.models.vila.inputs import VilaInputs
+from revise_prep.pipeline.bucket_plan import plan_buckets, report_small_buckets
 from revise_prep.pipeline.dist import RankInfo
 from revise_prep.pipeline.engines import get_engine
 from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.stage import Decoded, WorkItem
 from revise_prep.pipeline.step1 import LIST_NAME as STEP1_LIST_NAME
-from revise_prep.pipeline.step1 import Step1Stage, load_step1_models, plan_items, read_input
+from revise_prep.pipeline.step1 import Step1Stage, load_step1_models, plan_items, read_input, record_settings
 from revise_prep.pipeline.step2 import ArSettings, load_ar_model
 from revise_prep.records.formats import suffix
 from revise_prep.records.layout import OutputLayout
@@ -71,7 +72,17 @@ class OnePassStage(Step1Stage):
     def __getstate__(self):
         state = super().__getstate__()
         state["vila"] = None
+        state.pop("_vila_weights", None)  # (the identity is for the signature, in the main process)
         return state
+
+    @property
+    def encode_devices(self) -> list:
+        return [*super().encode_devices, *([self.vila.device] if self.vila is not None else [])]
+
+    def decoded_bytes(self) -> int:
+        """Step 1's frames plus the AR model's pixel tensor."""
+        pixels = self.inputs.num_frames * 3 * self.inputs.image_size ** 2 * torch.empty((), dtype=self.inputs.dtype).element_size()
+        return super().decoded_bytes() + pixels + (1 << 16)
 
     def signature(self) -> dict[str, Any]:
         """Step 1's signature and the AR model's settings and identity (no model needed)."""
@@ -129,13 +140,14 @@ class OnePassStage(Step1Stage):
         if not sample.is_caption:
             clips["target"] = self._read(sample, "target", sample.target_file, frames=frames,
                                          info=infos.get("target"))
-        return Decoded(item, {"clips": clips, "task": task.name, "pixels": pixels})
+        return Decoded(item, {"clips": clips, "task": task.name, "pixels": pixels}, transient=True)
 
     def encode(self, decoded: Decoded):
         data = decoded.data
         step1 = self._encode_step1(decoded.item, data["clips"])
         vlm = self.vila.encode_pixels(data["task"], step1["prompt"], data["pixels"])
-        meta = {"step": "run", "settings": self.signature(), "ar": {"task": data["task"]}}
+        meta = {"step": "run", "settings": record_settings(self.signature(), decoded.item),
+                "ar": {"task": data["task"]}}
         record = ar_record(step1, vlm, meta)
         extras = []
         if self.keep_intermediate is not None:
@@ -168,6 +180,7 @@ class OnePassFactory:
         stage = OnePassStage(self.frames, vae, t5, vila, self.ar, min_prompt_len=self.run.min_prompt_len,
                              keep_intermediate=self.keep_intermediate, models=self.models)
         stage.max_video_pixels = self.run.max_video_pixels
+        stage.relative_video_paths = self.run.relative_video_paths
         return stage
 
 
@@ -179,6 +192,7 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
     samples, problems = read_input(run)
     engine = get_engine(run.engine, rank)
     layout = OutputLayout.for_output(out, LIST_NAME, records_only=False).prepare()
+    plan = plan_buckets(run, frames, layout.meta)  # --merge-small-buckets: every sample's bucket, up front
     inter_layout = OutputLayout.for_output(out / INTERMEDIATE_DIR, STEP1_LIST_NAME, records_only=True)
     if keep_intermediate:
         inter_layout.prepare()  # records only: the original step 2 can read it
@@ -188,7 +202,7 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
                                    "models": asdict(models), "ar": asdict(ar),
                                    "keep_intermediate": keep_intermediate,
                                    "world_size": engine.rank.world_size})
-    items = plan_items(samples, problems, out, suffix(run.record_format))
+    items = plan_items(samples, problems, out, suffix(run.record_format), plan)
     summary = engine.run(OnePassFactory(run, frames, models, ar, inter), items, out,
                          ExecutionSettings.of(run, keep_mismatched=keep_mismatched), loaded=loaded)
     if summary is not None and inter is not None:
@@ -199,4 +213,4 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
                     for line in path.read_text().splitlines()}
         write_shape_lists(inter_layout.list_file, [(p, shape_of.get(Path(p).name)) for p in kept],
                           relative=run.relative_paths)
-    return summary
+    return report_small_buckets(summary, layout.meta, run.min_bucket_records, plan)

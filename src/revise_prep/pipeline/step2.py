@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from revise_prep.errors import InputError, SampleError, loading
-from revise_prep.inputs.samples import resolve_path
+from revise_prep.inputs.samples import record_video_path, resolve_path
 from revise_prep.models.vila import VilaInputs, read_checkpoint, resolve_task, vila_identifier, vila_identity
 from revise_prep.models.vila.prompt import IMAGE_TOKEN_INDEX
+from revise_prep.pipeline.bucket_plan import report_small_buckets
 from revise_prep.pipeline.dist import RankInfo, resolve_device
 from revise_prep.pipeline.engines import get_engine
 from revise_prep.pipeline.merge import write_json
@@ -54,6 +55,7 @@ class ArSettings:
     all_frames: bool = True  # encode all 8 sampled frames as the original (False: only those reaching the LLM)
     auto_rotate: bool = True  # frames upright by the display matrix, as decord gives them
     num_workers: int = 2
+    cpu_threads: int | None = None  # CPUs this rank uses (None: its share of the affinity mask; engines/local/cpu_budget)
     decode_timeout: float = 300.0
     max_video_pixels: int = DEFAULT_MAX_VIDEO_PIXELS  # 0: no limit
     retry_crashed: bool = False
@@ -62,6 +64,8 @@ class ArSettings:
     engine: EngineSettings = EngineSettings()
     relative_paths: bool = False  # list file lines relative to its folder instead of absolute
     progress_interval: float = 30.0  # seconds between progress lines when stderr is not a terminal
+    relative_video_paths: bool = False  # the record's video path relative to video_root instead of absolute
+    min_bucket_records: int = 64  # buckets with fewer records are reported (summary.json, the log)
 
 
 def step1_records(data_file: str | Path) -> list[Path]:
@@ -138,8 +142,21 @@ class Step2Stage:
 
     def __getstate__(self):  # never ship the model to the decoding workers
         state = dict(self.__dict__)
-        state["model"] = None
+        state["model"] = state["_weights"] = None  # (the identity is for the signature, in the main process)
         return state
+
+    @property
+    def decoder_threads(self) -> int:
+        """FFmpeg threads for the AR frames (set by the engine from its CPU budget; 0: one per CPU)."""
+        return self.inputs.decoder_threads
+
+    @decoder_threads.setter
+    def decoder_threads(self, threads: int) -> None:
+        self.inputs = self.inputs.with_options(decoder_threads=threads)
+
+    @property
+    def encode_devices(self) -> list:
+        return [self.model.device] if self.model is not None else []
 
     def signature(self) -> dict[str, Any]:
         """What the records depend on; an existing record with other values is redone (resume check)."""
@@ -169,7 +186,8 @@ class Step2Stage:
             raise SampleError(INVALID_RECORD, f"{path}: cannot load step-1 record: {err}") from None
         record = _check_step1(record, path)
         task = resolve_task(self.task_for(record))
-        media = None if task.media is None else resolve_path(record["video_path"], self.settings.video_root)
+        file = resolve_path(record["video_path"], self.settings.video_root)  # the source video, read or not
+        media = None if task.media is None else file
         try:
             if task.media == "video":
                 check_video_pixels(media, self.settings.max_video_pixels)
@@ -181,7 +199,8 @@ class Step2Stage:
                             skip=err.skip) from None
         except ValueError as err:  # e.g. more literal <image> in the prompt than sampled frames
             raise SampleError(INVALID_RECORD, f"{path.name}: {err}") from None
-        return Decoded(item, {"record": record, "task": task.name, "pixels": pixels})
+        video_path = record_video_path(file, self.settings.video_root if self.settings.relative_video_paths else None)
+        return Decoded(item, {"record": record, "task": task.name, "pixels": pixels, "video_path": video_path})
 
     def encode(self, decoded: Decoded) -> dict[str, Any]:
         data = decoded.data
@@ -191,8 +210,8 @@ class Step2Stage:
         meta = {"settings": self.signature(),
                 "vae_settings": step1_meta.get("settings") if isinstance(step1_meta, dict) else None,
                 "ar": {"task": task, "step1_record": str(decoded.item.payload.record_path),
-                       "num_tokens": int(vlm.shape[1])}}
-        return ar_record(record, vlm, meta)
+                       "step1_video_path": record["video_path"], "num_tokens": int(vlm.shape[1])}}
+        return ar_record(record, vlm, meta, video_path=data["video_path"])
 
 
 def plan_items(records: list[Path], out: Path, ext: str = ".pkl") -> list[WorkItem]:
@@ -248,6 +267,8 @@ def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
     ``model``: an already loaded :class:`VilaARModel` (its ``on_video_error``/``decode_all_frames`` do not
     matter: ``settings`` decide them).
     """
+    # absolute, so that every process (and Ray node) reads, and every record names, the same files
+    settings = replace(settings, video_root=str(Path(settings.video_root).absolute()))
     out = Path(settings.result_folder)
     records = step1_records(settings.data_file)  # input errors before the model loads
     engine = get_engine(settings.engine, rank)
@@ -256,8 +277,9 @@ def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
     if engine.rank.is_main:
         write_json(layout.config, {"step": "ar", "settings": asdict(settings),
                                    "world_size": engine.rank.world_size})
-    return engine.run(Step2Factory(settings), items, out,
-                      ExecutionSettings.of(settings, keep_mismatched=keep_mismatched), loaded=model)
+    summary = engine.run(Step2Factory(settings), items, out,
+                         ExecutionSettings.of(settings, keep_mismatched=keep_mismatched), loaded=model)
+    return report_small_buckets(summary, layout.meta, settings.min_bucket_records)
 
 
 __all__ = ["ArSettings", "IMAGE_TOKEN_INDEX", "Step2Stage", "run_step2", "step1_records"]

@@ -42,24 +42,6 @@ class Engine(Protocol):
         ranks still run. ``loaded``: models already in this process (used where this process encodes)."""
 
 
-def encoder_threads(settings: ExecutionSettings, rank: RankInfo) -> int:
-    """The torch intra-op threads of the process that encodes, whichever the engine: the local engine's main
-    process, and every Ray encoder actor (the driver decides, the actors apply it). CPU kernels split their work
-    by thread count and round accordingly, so one rule for both keeps their records bit-identical. Today: this
-    process's torch threads (torch's default: the cores it may use, or ``OMP_NUM_THREADS``)."""
-    import torch
-
-    return torch.get_num_threads()
-
-
-def apply_threads(threads: int) -> None:
-    """Set this thread's torch intra-op threads (a thread started before the setting keeps its own)."""
-    import torch
-
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-
-
 def with_shape(outcome: Outcome, shape: str | None) -> Outcome:
     """The record's bucket shape in the outcome, for the per-shape list files (records/shapes.py)."""
     if shape:
@@ -127,6 +109,8 @@ def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, se
             shapes[item.index] = record_shape(kept.get("meta"))
             if state == resume.VALID:
                 index.add(item.path, sig, shapes[item.index])
+        if state == resume.VALID and item.shape and shapes[item.index] != item.shape:
+            state, detail = resume.MISMATCHED, f"bucket {shapes[item.index]}, planned {item.shape}"
         if state == resume.VALID or (state == resume.MISMATCHED and settings.keep_mismatched):
             outcomes.append(with_shape(Outcome(index=item.index, name=item.name, status="resumed",
                                                path=str(item.path), **describe(item)), shapes[item.index]))

@@ -32,8 +32,8 @@ from typing import Any
 
 from revise_prep.errors import CRASHED_REPEATEDLY, ENCODE_ERROR, WRITE_ERROR, InputError, SampleError
 from revise_prep.pipeline.dist import RankInfo
-from revise_prep.pipeline.engines.base import (apply_threads, encoder_threads, failure_outcome, finish_run,
-                                               plan_work, with_shape)
+from revise_prep.pipeline.engines.base import failure_outcome, finish_run, plan_work, with_shape
+from revise_prep.pipeline.engines.local.cpu_budget import encodes_on_cpu, stage_budget
 from revise_prep.pipeline.engines.local.workers import PoolStats, decode_supervised
 from revise_prep.pipeline.engines.writer import FatalWriteError, write_record
 from revise_prep.pipeline.inflight import MAX_DEATHS, Attempts
@@ -117,7 +117,7 @@ class _Decode:
         self.attempts = attempts
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        apply_threads(1)
+        _apply_threads(1)
         item = pickle.loads(row["item"])
         stats = PoolStats()
         with self.attempts.hold(item.name, "decode") as died:
@@ -166,9 +166,11 @@ class _Encoder:
     (``prepare``), then they take turns on the models; only the sample being encoded is marked as held."""
 
     def __init__(self, factory: StageFactory, threads: int, attempts: Attempts) -> None:
-        self.threads, self.attempts = threads, attempts
-        apply_threads(threads)  # as the local engine's main process: the same bits on the CPU
+        self.attempts = attempts
         self.stage = factory.build(RankInfo())  # Ray gives the actor its GPU(s) as cuda:0..
+        # the torch threads of the local engine's main process (the driver's CPU budget: the same bits on the
+        # CPU), or one when the models are on a GPU, as there
+        self.threads = threads if encodes_on_cpu(self.stage) else 1
         self.models = threading.Lock()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -180,7 +182,7 @@ class _Encoder:
         results = []
         for d, deaths, stats in zip(decoded, batch["deaths"], batch["stats"]):
             with self.models:
-                apply_threads(self.threads)  # Ray runs calls in threads of its own
+                _apply_threads(self.threads)  # Ray runs calls in threads of its own
                 with self.attempts.hold(d.item.name, "encode") as died:
                     refused = _refused(d.item.name, int(deaths), died)
                     if refused is not None:
@@ -188,6 +190,14 @@ class _Encoder:
                     results.append({**encode_and_write(self.stage, d), "stats": pickle.loads(stats)})
         return {"index": np.asarray(batch["index"]),
                 "result": np.array([pickle.dumps(r) for r in results], dtype=object)}
+
+
+def _apply_threads(threads: int) -> None:
+    """Set this thread's torch intra-op threads (Ray runs calls in threads started before any setting)."""
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def _actor_pool(actors: int):
@@ -265,7 +275,7 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
             # Ray retries a task whose process died and restarts an actor (retrying its calls), RETRIES times: a
             # lost worker or node costs time, never a sample. The decode tasks' memory reservation also keeps
             # Ray Data from fusing them into the encoder actors: decoding stays on CPU tasks, anywhere.
-            threads = encoder_threads(settings, rank)
+            threads = stage_budget(None, settings, rank).main_threads  # an encoder on the CPU, as a world of one
             with warnings.catch_warnings():  # Ray >= 2.60 deprecates retries given this way, and names no other yet
                 warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
                 ds = ds.map(_Decode(_decoding_stage(factory), settings.decode_timeout, attempts), num_cpus=1,
