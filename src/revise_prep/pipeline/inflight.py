@@ -15,7 +15,8 @@ sample's ``name``, the holder's ``pid``, ``host`` and ``what``), made before a p
 removed once its outcome is known (:class:`Attempts`). A marker left behind is a process that died holding the
 sample: the next attempt sees it at once (``k`` markers before its own), and at the end the driver writes
 ``{"died": {name: count}}`` to its journal for the samples that did not end normally (the others are
-forgiven, as above) and removes the folder. Those counts are deaths like a run's: a sample reaching
+forgiven, as above) and removes the folder (a driver that died leaves it; the next Ray run removes it, blaming
+nothing). Those counts are deaths like a run's: a sample reaching
 :data:`MAX_DEATHS` is failed as ``crashed_repeatedly``, by whichever engine plans it next.
 Deleting ``.inflight/`` forgets the counts; nothing else depends on it.
 """
@@ -160,6 +161,11 @@ class Attempts:
         self.folder = Path(out) / INFLIGHT_DIR / (run or f"ray-{os.getpid()}-{time.time_ns()}")
 
     def create(self) -> "Attempts":
+        """Make this run's folder, and remove those of earlier runs whose driver died (a run holds the folder's
+        lock, so no other is running: its markers blame nothing now)."""
+        for stale in self.folder.parent.glob("ray-*"):
+            if stale.is_dir() and stale != self.folder:
+                shutil.rmtree(stale, ignore_errors=True)
         self.folder.mkdir(parents=True, exist_ok=True)
         return self
 
