@@ -2,9 +2,9 @@
 
     PYTHONPATH=src python bench/exactness.py [--capabilities default,avx2,avx512] [--out FILE] [-- PYTEST ARGS]
 
-Runs ``pytest -m fixtures`` (every test that reads ../shared/fixtures) once per capability with
-``ATEN_CPU_CAPABILITY`` set and ``REVISE_PREP_EXACTNESS_LOG`` collecting what ``revise_prep.testing.exact``
-measured, then prints one Markdown row per comparison: its bound (``BOUNDS``, or "exact"), how many checks ran,
+Runs ``pytest -m fixtures`` (every test that reads ../shared/fixtures) once per capability, as a host of that
+class computes (``testing.exact.emulate``: ``ATEN_CPU_CAPABILITY`` for torch's kernels, oneDNN's and MKL's ISA
+capped alike), with ``REVISE_PREP_EXACTNESS_LOG`` collecting what ``revise_prep.testing.exact`` measured, then prints one Markdown row per comparison: its bound (``BOUNDS``, or "exact"), how many checks ran,
 and the worst deviation in the dtype's spacings at the tensor's scale on each capability (with its case). The
 bounds in ``BOUNDS`` are chosen from this table. Default capabilities: all this CPU supports.
 """
@@ -21,24 +21,28 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ORDER = ["default", "avx2", "avx512"]
+SELF_CHECK = "tests/test_exactness.py::test_float_golden_comparisons_hold_on_other_kernels"  # runs these itself
 
 
 def supported() -> list[str]:
     """Capabilities up to this CPU's best, as torch reports it without ``ATEN_CPU_CAPABILITY``."""
     env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+    from revise_prep.testing.exact import CAPABILITIES
+
     best = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
                           capture_output=True, text=True, env=env, check=True).stdout.strip().lower()
-    return ORDER[: ORDER.index(best) + 1] if best in ORDER else [best]
+    return CAPABILITIES[: CAPABILITIES.index(best) + 1] if best in CAPABILITIES else [best]
 
 
 def run(cap: str, log: Path, pytest_args: list[str]) -> tuple[str, float]:
     """``pytest -m fixtures`` under ``cap``; returns (its summary line, seconds)."""
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": cap, "REVISE_PREP_EXACTNESS_LOG": str(log)}
+    from revise_prep.testing.exact import LOG_ENV, emulate
+
+    env = {**os.environ, **emulate(cap), LOG_ENV: str(log)}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH")) if p)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "fixtures",
-                           *pytest_args], capture_output=True, text=True, env=env, cwd=REPO)
+                           "--deselect", SELF_CHECK, *pytest_args], capture_output=True, text=True, env=env, cwd=REPO)
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     return (lines[-1].strip("= ") if lines else f"exit {proc.returncode}"), time.perf_counter() - t0
 
