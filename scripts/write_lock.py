@@ -3,11 +3,11 @@
     python scripts/write_lock.py OUT
 
 Walks revise-prep's requirements (runtime, then the ``test`` and ``ray`` extras) through the installed
-distributions' metadata, with their markers evaluated here, and pins each package reached (and pip) at its installed
-version without its local label (torch ``2.13.0+cpu`` -> ``==2.13.0``, which takes this machine's CPU wheel
-and another machine's own build). A package only an extra needs carries that extra's name as a trailing comment (``# test``,
-``# ray``, ``# test ray``); scripts/env.sh installs those lines only with that extra. Only the standard
-library and ``packaging`` (a dependency of the locked set) are used.
+distributions' metadata, with their markers evaluated here, and pins each package reached (and pip) at its
+installed version without its local label (torch ``2.13.0+cpu`` -> ``==2.13.0``, which takes this machine's CPU
+wheel and another machine's own build). A package only an extra needs carries that extra's name as a trailing
+comment (``# test``, ``# ray``, ``# test ray``); scripts/env.sh installs those lines only with that extra.
+Only the standard library and ``packaging`` (a dependency of the locked set) are used.
 """
 
 from __future__ import annotations

@@ -265,7 +265,6 @@ def test_fixture_cut_file_black_matches_original_p13(reference, tmp_path):
     from revise_prep.testing.exact import assert_within
 
     fixture_vila = reference / "vila"
-
     case = next(c for c in json.loads((fixture_vila / "cases.json").read_text())["cases"] if c["id"] == "p13")
     expected = load_file(str(fixture_vila / case["tensors_file"]))["vlm_last_hidden_states"]
     (tmp_path / "s1").mkdir()

@@ -54,10 +54,10 @@ class Bound:
 
 
 # Chosen from bench/exactness.py (torch 2.13.0+cpu, transformers 5.25, diffusers 0.42; AMD EPYC with AVX-512):
-# worst deviation under ATEN_CPU_CAPABILITY default / avx2 / avx512, then a bound about twice the worst.
+# worst deviation emulating default / avx2 / avx512 hosts (``emulate``), then a bound about twice the worst.
 BOUNDS: dict[str, Bound] = {
     # conv3d kernels: bit-exact with AVX-512 (the fixtures' machine), a few spacings elsewhere
-    "vae.latents": Bound(torch.float32, 32, "6 cases + 1 batched, scale 2-4: 11.5 / 6 / 0 spacings (2.7e-6 abs)"),
+    "vae.latents": Bound(torch.float32, 32, "6 cases + 1 batched, scale 2-4: 16.8 / 13.5 / 0 spacings (4.0e-6 abs)"),
     # transformers' umT5 vs the original T5 code: a different summation order, on every capability
     "umt5.embeddings": Bound(torch.float32, 32, "13 prompts, scale 2-4: 11.8 / 13.5 / 12.5 spacings (3.2e-6 abs)"),
     # the default bf16 run against the float32 golden file: bf16 rounding inside 2 layers
