@@ -3,7 +3,8 @@
 Each entry is written with PyAV in well under a second (64x48 .. 160x120, 12-30 frames), so tests generate
 the whole zoo per session and compare our reader with the original's decoders (OpenCV for step 1, decord
 for step 2). ``opencv`` / ``decord`` say what the original's decoders give on such a file at the versions
-requirements-lock.txt pins (OpenCV 5.1, decord 0.6.0); the tests assert it. Used by tests and ``bench/``; nothing here is needed at run time.
+requirements-lock.txt pins (OpenCV 5.1, decord 0.6.0); the tests assert it. Used by tests and ``bench/``;
+nothing here is needed at run time.
 """
 
 from __future__ import annotations
@@ -215,7 +216,8 @@ ZOO: list[ZooVideo] = [
     ZooVideo("anamorphic", "anamorphic.mp4", 96, 64, 20, _enc("libx264", options=X264, sar=Fraction(4, 3))),
     ZooVideo("odd_size", "odd.mp4", 90, 54, 20, _enc("libx264", options=X264)),
     ZooVideo("h264_interlaced", "interlaced.mp4", 96, 64, 20,
-             _enc("libx264", options={**X264, "x264-params": "interlaced=1:tff=1"}), decord=DEPENDS, tags=frozenset({"interlaced"})),
+             _enc("libx264", options={**X264, "x264-params": "interlaced=1:tff=1"}), decord=DEPENDS,
+             tags=frozenset({"interlaced"})),
     ZooVideo("rot90", "rot90.mp4", 128, 96, 12, _enc("libx264", options=X264), rotation=90),
     ZooVideo("rot180", "rot180.mp4", 128, 96, 12, _enc("libx264", options=X264), rotation=180),
     ZooVideo("rot270", "rot270.mp4", 128, 96, 12, _enc("libx264", options=X264), rotation=270),
