@@ -65,7 +65,8 @@ BOUNDS: dict[str, Bound] = {
     # fp16 SigLIP tower + projector
     "vila.image_features": Bound(torch.float16, 4, "11 cases: 1.5 / 0 / 0 spacings"),
     # fp16 VILA LLM: the AVX2 and default kernels round some sums differently (e.g. -0.8130 vs -0.8135)
-    "vila.hidden_states": Bound(torch.float16, 4, "13 cases + 6 other paths, scale 4-8: 2 / 1 / 0 spacings (0.0078 abs)"),
+    "vila.hidden_states": Bound(torch.float16, 4,
+                                "13 cases + 6 other paths, scale 4-8: 2 / 1 / 0 spacings (0.0078 abs)"),
     # installed Pillow's bicubic resize where its pixels differ from Pillow 10.4's (p12's portrait)
     "vila.hidden_states_native_pillow": Bound(torch.float16, 16, "p12: 8.4 / 8.9 / 8.9 spacings (0.035 abs)"),
 }
@@ -131,20 +132,24 @@ def assert_within(what: str, got: torch.Tensor, expected: torch.Tensor, *, case:
 
 
 def assert_exact(what: str, got: Any, expected: Any, *, case: Any = None) -> None:
-    """Assert bit-exact equality: tensors (dtype, shape, values), arrays (dtype, shape, values), anything else ``==``."""
+    """Assert bit-exact equality: tensors and arrays (dtype, shape, values), anything else ``==``."""
     label = _label(what, case)
     if isinstance(expected, torch.Tensor):
         assert isinstance(got, torch.Tensor), f"{label}: {type(got).__name__} is not a tensor"
         assert got.dtype == expected.dtype, f"{label}: dtype {got.dtype} != {expected.dtype}"
-        assert tuple(got.shape) == tuple(expected.shape), f"{label}: shape {tuple(got.shape)} != {tuple(expected.shape)}"
+        assert tuple(got.shape) == tuple(expected.shape), f"{label}: shape {tuple(got.shape)} != {expected.shape}"
         same = torch.equal(got.cpu(), expected.cpu())
-        detail = "" if same or got.dtype == torch.bool else f"; max |delta| {float((got.double() - expected.double()).abs().max()):.6g}"
+        if not same and got.dtype != torch.bool:
+            detail = f"; max |delta| {float((got.double() - expected.double()).abs().max()):.6g}"
+        else:
+            detail = ""
     elif isinstance(expected, np.ndarray):
         got = np.asarray(got)
         assert got.dtype == expected.dtype, f"{label}: dtype {got.dtype} != {expected.dtype}"
         assert got.shape == expected.shape, f"{label}: shape {got.shape} != {expected.shape}"
         same = bool(np.array_equal(got, expected))
-        detail = "" if same else f"; max |delta| {np.abs(got.astype(np.float64) - expected.astype(np.float64)).max():.6g}"
+        worst = 0.0 if same else np.abs(got.astype(np.float64) - expected.astype(np.float64)).max()
+        detail = "" if same else f"; max |delta| {worst:.6g}"
     else:
         same = got == expected
         detail = "" if same else f": {got!r} != {expected!r}"
