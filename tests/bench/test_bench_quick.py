@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-REFERENCE = REPO.parent / "shared" / "fixtures" / "reference"
 
 
 def _run(script: str, tmp_path: Path, *extra: str) -> str:
@@ -53,10 +52,8 @@ def test_bench_gpu_full_refuses_without_cuda(tmp_path):
     assert proc.returncode == 2 and "needs a CUDA GPU" in proc.stderr
 
 
-def test_bench_precision_quick(tmp_path):
-    if not (REFERENCE / "vae" / "config.json").is_file():
-        pytest.skip(f"golden fixtures not found at {REFERENCE}")
-    text = _run("precision", tmp_path)
+def test_bench_precision_quick(reference, tmp_path):
+    text = _run("precision", tmp_path, "--reference", str(reference))
     for row in ("VAE bfloat16 vs float32", "VAE tiled vs untiled", "umT5 bfloat16 vs float32"):
         assert row in text, row
 
