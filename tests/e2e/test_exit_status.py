@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from revise_prep.cli import main
-from revise_prep.cli import status as st
+from revise_prep.cli import exit_codes as st
 from revise_prep.records.atomic import atomic_write_bytes
 from revise_prep.records.safe_pickle import dumps
 

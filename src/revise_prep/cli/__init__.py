@@ -1,6 +1,6 @@
 """The ``revise-prep`` command: one subcommand per module in this package.
 
-Exit statuses are in ``cli/status.py`` (and the README): a usage or configuration error is one line naming
+Exit statuses are in ``cli/exit_codes.py`` (and the README): a usage or configuration error is one line naming
 the problem, exit 2; ``--debug`` or ``REVISE_PREP_DEBUG=1`` adds its traceback.
 """
 
@@ -12,7 +12,7 @@ import os
 import sys
 
 from revise_prep import __version__
-from revise_prep.cli import status
+from revise_prep.cli import exit_codes
 from revise_prep.cli.config_file import expand_config
 from revise_prep.cli.options import HelpFormatter
 from revise_prep.errors import FolderBusyError, InputError
@@ -32,7 +32,7 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line (the full usage of ``run`` is 30 lines)."""
 
     def error(self, message: str):
-        self.exit(status.USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(exit_codes.USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,23 +85,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except InputError as err:
-        return fail(status.USAGE, "%s", err)
+        return fail(exit_codes.USAGE, "%s", err)
     except (FolderBusyError, FatalWriteError) as err:
-        return fail(status.CANNOT_WRITE, "%s", err)
+        return fail(exit_codes.CANNOT_WRITE, "%s", err)
     except BrokenPipeError:
         # the reader went away (e.g. `| head`): stop quietly, and keep Python from complaining at exit
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return status.BROKEN_PIPE
+        return exit_codes.BROKEN_PIPE
     except OSError as err:
         where = f"{err.filename}: " if err.filename else ""
         if err.errno in FATAL_ERRNOS:
-            return fail(status.CANNOT_WRITE, "cannot write %s%s (fix it, then re-run the same command to resume)",
+            return fail(exit_codes.CANNOT_WRITE, "cannot write %s%s (fix it, then re-run the same command to resume)",
                         where, err.strerror)
-        return fail(status.USAGE, "%s%s", where, err.strerror or err)
+        return fail(exit_codes.USAGE, "%s%s", where, err.strerror or err)
     except KeyboardInterrupt:
         log.error("interrupted; re-run the same command to resume")
-        return status.INTERRUPTED
+        return exit_codes.INTERRUPTED
 
 
 if __name__ == "__main__":
