@@ -15,7 +15,7 @@ from revise_prep import __version__
 from revise_prep.cli import exit_codes
 from revise_prep.cli.config_file import expand_config
 from revise_prep.cli.options import HelpFormatter
-from revise_prep.errors import FolderBusyError, InputError
+from revise_prep.errors import FolderBusyError, InputError, NothingToDoError
 from revise_prep.pipeline.writer import FATAL_ERRNOS, FatalWriteError
 
 log = logging.getLogger("revise_prep")
@@ -25,7 +25,7 @@ DESCRIPTION = ("Training-data preparation for Wan2.1-based video-editing models 
                "umT5 embeddings and VILA AR-model features, resumable, on one or many GPUs.")
 
 #: Subcommands, in the order ``--help`` lists them; each module has ``register(subparsers)``.
-COMMANDS = ("vae", "ar", "run", "demo", "validate", "inspect", "preview", "convert")
+COMMANDS = ("vae", "ar", "run", "status", "demo", "validate", "inspect", "preview", "convert")
 
 
 class Parser(argparse.ArgumentParser):
@@ -53,11 +53,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(verbose: bool) -> None:
+class LogFormatter(logging.Formatter):
+    """``12:00:01 message`` for information, ``12:00:01 WARNING message`` otherwise; with ``with_names`` (``--debug``
+    or ``-v``) the level and the logger's module path on every line."""
+
+    def __init__(self, with_names: bool = False) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s" if with_names else
+                         "%(asctime)s %(level)s%(message)s", datefmt="%H:%M:%S")
+        self.with_names = with_names
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.level = "" if record.levelno == logging.INFO else f"{record.levelname} "
+        return super().format(record)
+
+
+def setup_logging(verbose: bool, debug: bool = False) -> None:
     if not sys.stderr.isatty():  # a batch job's log: no progress bars from the hub or transformers either
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    handler = logging.StreamHandler()
+    handler.setFormatter(LogFormatter(with_names=verbose or debug))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     for noisy in ("urllib3", "filelock", "huggingface_hub", "PIL", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -76,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         parser.error(str(err))
     args = parser.parse_args(argv)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, debug)
 
     def fail(code: int, message: str, *fmt) -> int:
         log.error(message, *fmt, exc_info=debug)
@@ -84,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
+    except NothingToDoError as err:
+        return fail(exit_codes.NOTHING_PRODUCED, "%s (exit status %d)", err, exit_codes.NOTHING_PRODUCED)
     except InputError as err:
         return fail(exit_codes.USAGE, "%s", err)
     except (FolderBusyError, FatalWriteError) as err:

@@ -17,13 +17,13 @@ def register(sub) -> None:
     p.add_argument("input", help="JSON / JSON Lines list of edit pairs or caption samples")
     p.add_argument("--video-root", default=".", help="folder that relative video paths are resolved against")
     options.add_frame_options(p)
-    p.add_argument("--min-prompt-len", type=int, default=10,
+    p.add_argument("--min-prompt-len", type=options.at_least(0), default=10,
                    help="instructions of at most this many characters are skipped, as by step 1")
     p.add_argument("--max-prompt-chars", type=int, default=2000,  # = pipeline.validate.DEFAULT_MAX_PROMPT_CHARS
                    help="warn about instructions longer than this (~ umT5's 512 tokens)")
     p.add_argument("--report", default="validate.jsonl",
                    help="JSON Lines file listing every sample that would be skipped, fail or has a warning")
-    p.add_argument("--workers", type=int, default=None, help="probing threads (default: 2 x CPU cores, at most 16)")
+    p.add_argument("--workers", type=options.at_least(1), default=None, help="probing threads (default: 2 x CPU cores, at most 16)")
     p.add_argument("--vae-only", dest="ar_checks", action="store_false",
                    help="check only what step 1 (`vae`) needs; by default the source videos also get the checks "
                         "step 2 (`ar`/`run`) makes before reading its AR frames")

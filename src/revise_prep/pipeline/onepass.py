@@ -22,6 +22,7 @@ from revise_prep.models.vila.frames import sample_indices
 from revise_prep.models.vila.inputs import VilaInputs
 from revise_prep.pipeline.dist import RankInfo, rank_info
 from revise_prep.pipeline.merge import write_json
+from revise_prep.pipeline.preflight import preflight_onepass
 from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
 from revise_prep.pipeline.step1 import LIST_NAME as STEP1_LIST_NAME
 from revise_prep.pipeline.step1 import (Step1Stage, decoder_threads, describe, load_step1_models, plan_items,
@@ -179,6 +180,9 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
 
         import_ray()  # the install hint before anything is written
     layout = OutputLayout.for_output(out, LIST_NAME, records_only=False).prepare()
+    preflight_onepass(run.input, samples, problems, frames, layout, RankInfo() if ray else rank,
+                      None if loaded else models, None if loaded else ar.model_path, run.video_root,
+                      ar.device, local=not ray)
     inter_layout = OutputLayout.for_output(out / INTERMEDIATE_DIR, STEP1_LIST_NAME, records_only=True)
     if keep_intermediate:
         inter_layout.prepare()  # records only: the original step 2 can read it

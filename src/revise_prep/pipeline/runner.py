@@ -7,6 +7,7 @@ for every step: exactly-once bookkeeping, failures that never stop the run, repo
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -27,7 +28,7 @@ from revise_prep.pipeline.progress import DEFAULT_INTERVAL, Notices, Progress
 from revise_prep.pipeline.workers import DecodePool, PoolStats, decode_one
 from revise_prep.pipeline.writer import RecordWriter
 from revise_prep.records.atomic import clean_temporaries
-from revise_prep.records.layout import OutputLayout
+from revise_prep.records.layout import FAILURES_FILE, OutputLayout
 from revise_prep.records.reports import Outcome
 from revise_prep.records.shapes import record_shape
 
@@ -191,6 +192,14 @@ def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *,
             continue
         todo.append(item)
     notices.flush()
+    notices.known = earlier_skips(meta)  # a rule skip the last run recorded is counted, not logged again
+    prefailed: dict[str, dict[str, int]] = {}  # status -> reason -> count (duplicates, malformed, quarantined)
+    for o in outcomes:
+        if o.status != "resumed":
+            prefailed.setdefault(o.status, {}).setdefault(str(o.reason), 0)
+            prefailed[o.status][str(o.reason)] += 1
+    journal.plan(total=len(mine), todo=len(todo), resumed=sum(o.status == "resumed" for o in outcomes),
+                 prefailed=prefailed)
     if quarantined:
         log.warning("%d sample(s) were in flight when %d earlier runs died and are failed as %s "
                     "(--retry-crashed tries them again)", quarantined, MAX_DEATHS, CRASHED_REPEATEDLY)
@@ -202,14 +211,35 @@ def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, *,
     return Plan(outcomes, todo, index, journal, sig, len(mine), shapes, quarantined)
 
 
+def earlier_skips(meta: Path) -> dict[str, str]:
+    """Sample name -> reason of every sample the last finished run skipped by a rule (its failures.jsonl)."""
+    try:
+        lines = (meta / FAILURES_FILE).read_text(encoding="utf-8").split("\n")
+    except OSError:
+        return {}
+    known = {}
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("status") == "skipped" and entry.get("name"):
+            known[str(entry["name"])] = str(entry.get("reason"))
+    return known
+
+
 def finish_run(stage: Stage, out: Path, rank: RankInfo, outcomes: list[Outcome], seconds: float, *,
-               relative_paths: bool = False, reliability: dict[str, int] | None = None) -> dict[str, Any] | None:
-    """Write this rank's report and merge the reports when every rank has finished (shared by every engine)."""
+               relative_paths: bool = False, reliability: dict[str, int] | None = None,
+               processed: int | None = None) -> dict[str, Any] | None:
+    """Write this rank's report and merge the reports when every rank has finished (shared by every engine).
+
+    ``processed``: samples this run took up (written, skipped or failed; not resumed or failed before any
+    work), the numerator of the one samples/s figure (README, "Logs and exit status")."""
     meta = stage_layout(stage, out).meta
     done = sum(o.status == "done" for o in outcomes)
-    log.info("rank %d: %d record(s) written in %.1f s (%.3f samples/s)", rank.rank, done, seconds,
-             done / seconds if seconds > 0 else 0.0)
-    write_part(meta, rank.rank, rank.world_size, outcomes, {"seconds": seconds, "done": done,
+    processed = done if processed is None else processed
+    log.debug("rank %d: %d sample(s) processed, %d record(s) written in %.1f s", rank.rank, processed, done, seconds)
+    write_part(meta, rank.rank, rank.world_size, outcomes, {"seconds": seconds, "done": done, "processed": processed,
                                                             "reliability": reliability or {}})
     return try_merge(meta, rank.world_size, stage.list_name, {"step": stage.step}, relative_paths=relative_paths)
 
@@ -252,29 +282,27 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
     else:
         stats, loader = PoolStats(), _decode_inline(stage.decode, todo, decode_timeout, journal)
     writer = RecordWriter(on_written)
+    planned = len(outcomes)  # what the loop appends after this was processed by this run
     start = time.perf_counter()
     bar = Progress(len(todo), stage.step, enabled=progress and rank.is_main, interval=progress_interval)
     try:
         for decoded in loader:
             item = decoded.item
             journal.start(item.name)  # the main process holds it now: a death here counts against it
+            failed: Outcome | None = None
             if decoded.error is not None:
-                with lock:
-                    outcomes.append(_failure(item, decoded.error, describe(item)))
-                notices(decoded.error.reason, "%s: %s: %s", item.name or item.index, decoded.error.reason,
-                        decoded.error.message)
+                failed = _failure(item, decoded.error, describe(item))
+                notices.sample(item.name, decoded.error, "%s: %s: %s", item.name or item.index, decoded.error.reason,
+                               decoded.error.message)
             else:
                 try:
                     record = stage.encode(decoded)
                 except SampleError as err:
-                    with lock:
-                        outcomes.append(_failure(item, err, describe(item)))
+                    failed = _failure(item, err, describe(item))
                 except Exception as err:  # noqa: BLE001 - record it, keep going
                     notices(ENCODE_ERROR, "%s: encoding failed:\n%s", item.name, traceback.format_exc(),
                             level=logging.ERROR)
-                    with lock:
-                        outcomes.append(_failure(item, SampleError(ENCODE_ERROR, f"{type(err).__name__}: {err}"),
-                                                 describe(item)))
+                    failed = _failure(item, SampleError(ENCODE_ERROR, f"{type(err).__name__}: {err}"), describe(item))
                 else:
                     if isinstance(record, tuple):  # (record, [(path, intermediate record), ...])
                         record, extras = record
@@ -282,7 +310,12 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
                             writer.put(None, path, extra)
                     shapes[item.index] = record_shape(record)
                     writer.put(item, item.path, record)
-            journal.end(item.name)
+            if failed is not None:
+                with lock:
+                    outcomes.append(failed)
+                journal.end(item.name, failed.status, failed.reason)
+            else:
+                journal.end(item.name)
             bar.update(1)
     finally:
         loader.close()  # stops the decode workers
@@ -294,4 +327,4 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, 
             notices.flush()
     reliability = {**stats.as_dict(), "quarantined": plan.quarantined, "earlier_runs_died": journal.runs_died}
     return finish_run(stage, out, rank, outcomes, time.perf_counter() - start, relative_paths=relative_paths,
-                      reliability=reliability)
+                      reliability=reliability, processed=len(outcomes) - planned)

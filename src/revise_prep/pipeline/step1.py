@@ -11,11 +11,12 @@ from typing import Any
 
 import torch
 
-from revise_prep.errors import SHORT_PROMPT, InputError, SampleError, loading
+from revise_prep.errors import MISSING_FILE, SHORT_PROMPT, InputError, SampleError, loading
 from revise_prep.inputs import Sample, parse_entries
 from revise_prep.models.text import passes_prompt_filter
 from revise_prep.pipeline.dist import RankInfo, rank_info, resolve_device
 from revise_prep.pipeline.merge import write_json
+from revise_prep.pipeline.preflight import preflight_step1
 from revise_prep.pipeline.progress import Notices
 from revise_prep.pipeline.prompts import PromptBank
 from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage, stage_layout
@@ -209,11 +210,17 @@ class Step1Stage:
 
 @contextmanager
 def _labelled(sample: Sample, role: str):
-    """Prefix a video's error with the sample and the role of the video."""
+    """Prefix a video's error with the sample and the role of the video; a missing file is named by its absolute
+    path and, for a path relative in the input, the ``--video-root`` it was resolved against."""
     try:
         yield
     except SampleError as err:
-        raise type(err)(err.reason, f"{sample.label}: {role} video: {err.message}", skip=err.skip) from None
+        message = err.message
+        given = getattr(sample, role, None)
+        if err.reason == MISSING_FILE and isinstance(given, str):
+            message = f"video file not found: {absolute(sample.resolve(given))}" + (
+                "" if os.path.isabs(given) else f" ({given!r} relative to --video-root {absolute(sample.video_root)})")
+        raise type(err)(err.reason, f"{sample.label}: {role} video: {message}", skip=err.skip) from None
 
 
 def decoder_threads(num_workers: int) -> int:
@@ -283,6 +290,8 @@ def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *,
 
         import_ray()  # the install hint before anything is written
     layout = stage_layout(Step1Stage, out).prepare()  # a bad output folder stops before the models load
+    preflight_step1(run.input, samples, problems, frames, layout, RankInfo() if run.engine.name == "ray" else rank,
+                    None if loaded else models, run.video_root, local=run.engine.name == "local")
     if run.engine.name == "ray":
         return _run_ray(factory, samples, problems, out, layout, keep_mismatched)
     vae, t5 = loaded or load_step1_models(models, rank)

@@ -20,6 +20,7 @@ from revise_prep.models.vila import VilaInputs, read_checkpoint, resolve_task
 from revise_prep.models.vila.prompt import IMAGE_TOKEN_INDEX
 from revise_prep.pipeline.dist import RankInfo, rank_info, resolve_device
 from revise_prep.pipeline.merge import write_json
+from revise_prep.pipeline.preflight import preflight_step2
 from revise_prep.pipeline.progress import Notices
 from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage, stage_layout
 from revise_prep.records.atomic import TMP_PREFIX
@@ -247,6 +248,9 @@ def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
 
         import_ray()  # the install hint before anything is written
     layout = stage_layout(Step2Stage, out).prepare()
+    preflight_step2(settings.data_file, records, layout, RankInfo() if settings.engine.name == "ray" else rank,
+                    None if model is not None else settings.model_path, settings.video_root, settings.task,
+                    None if model is not None or settings.engine.name == "ray" else settings.device)
     items = plan_items(records, out, suffix(settings.record_format))
     if settings.engine.name == "ray":
         from revise_prep.pipeline.engines.ray import run_stage_ray

@@ -24,6 +24,7 @@ from typing import Any
 from revise_prep.errors import SHORT_PROMPT, SampleError, VideoError
 from revise_prep.inputs import Sample, parse_entries
 from revise_prep.models.text import passes_prompt_filter
+from revise_prep.pipeline.preflight import preflight_validate
 from revise_prep.records.naming import DUPLICATE_SAMPLE, plan_names
 from revise_prep.settings import FrameSettings
 from revise_prep.video import check_orientation, probe_video, sampling_interval
@@ -250,6 +251,7 @@ def validate(input_path: str | os.PathLike[str], settings: FrameSettings, *, vid
     Raises ``InputError`` when the file itself is unreadable or not JSON (as the pipeline does).
     """
     samples, problems = parse_entries(input_path, str(video_root))
+    preflight_validate(str(input_path), samples, problems, settings)
     plan = plan_names(samples)
     live = [s for s in samples if s.index not in plan.duplicates]  # duplicates are never decoded
     files = sorted({str(file) for s in live for _, _, file in _videos(s)})
