@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,7 @@ from revise_prep.records.layout import (CONFIG_FILE, DONE_DIR, FAILURES_FILE, IN
 #: The list file each step writes (``pipeline/step1.py``, ``step2.py``, ``onepass.py``), when no summary says it.
 LIST_NAMES = {"vae": "vae_features.txt", "ar": "ar_features.txt", "run": "train_list.txt"}
 STATUSES = ("done", "resumed", "skipped", "failed")
+_RANK_FILE = re.compile(r"^w(\d+)-r(\d+)\.")
 
 
 @dataclass
@@ -68,19 +70,37 @@ class RankStatus:
     earlier_deaths: int = 0  # earlier runs of this rank that died
 
 
+def _is_meta(folder: Path) -> bool:
+    """A reports folder: ``config.json`` (rank 0 writes it) or a rank's bookkeeping."""
+    return any((folder / name).exists() for name in (CONFIG_FILE, INFLIGHT_DIR, PARTS_DIR))
+
+
 def find_meta(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """(records folder, reports folder) of an output folder, given either of them."""
     path = absolute(path)
-    if path.name.endswith(SIDECAR_SUFFIX) and (path / CONFIG_FILE).is_file():
+    if path.name.endswith(SIDECAR_SUFFIX) and _is_meta(path):
         return path.with_name(path.name.removesuffix(SIDECAR_SUFFIX)), path
-    if (path / CONFIG_FILE).is_file():
+    if _is_meta(path):
         return path, path
-    if path.parent != path and (sidecar_of(path) / CONFIG_FILE).is_file():
+    if path.parent != path and _is_meta(sidecar_of(path)):
         return path, sidecar_of(path)
     if not path.exists():
         raise InputError(f"{path}: no such folder")
-    raise InputError(f"{path}: not an output folder of revise-prep (no {CONFIG_FILE} in it or in "
-                     f"{path.name}{SIDECAR_SUFFIX}/ beside it; a run writes it before its first sample)")
+    raise InputError(f"{path}: not an output folder of revise-prep (no {CONFIG_FILE} or {INFLIGHT_DIR}/ in it or in "
+                     f"{path.name}{SIDECAR_SUFFIX}/ beside it; a run writes them once its models are loaded)")
+
+
+def current_world(meta: Path, config: dict) -> int:
+    """The number of ranks of the newest run: from its newest journal, lock or report (``w<world>-r<rank>``),
+    else ``config.json``."""
+    newest, world = -1.0, int(config.get("world_size") or 1)
+    for folder in (INFLIGHT_DIR, LOCK_DIR, PARTS_DIR):
+        for path in (meta / folder).glob("w*-r*.*"):
+            match = _RANK_FILE.match(path.name)
+            when = _mtime(path)
+            if match and when is not None and when > newest:
+                newest, world = when, int(match.group(1))
+    return world
 
 
 def _json(path: Path) -> Any:
@@ -108,11 +128,14 @@ def _lines(path: Path) -> list[dict]:
 
 
 def read_sections(journal: Path) -> list[Section]:
-    """Every run section of one rank's in-flight journal, oldest first."""
+    """Every run section of one rank's in-flight journal, oldest first (a run compacts the ones before it into
+    its ``carried`` counts: :func:`earlier_deaths`)."""
     sections: list[Section] = []
     current: Section | None = None
     started: dict[str, None] = {}
     for entry in _lines(journal):
+        if "carried" in entry:
+            continue
         if "run" in entry:
             if current is not None:
                 current.open = list(started)
@@ -140,6 +163,12 @@ def read_sections(journal: Path) -> list[Section]:
     if current is not None:
         current.open = list(started)
     return sections
+
+
+def earlier_deaths(journal: Path) -> int:
+    """Runs of this rank that died before its last one: those compacted into ``carried``, and sections since."""
+    carried = sum(int(e.get("runs_died", 0)) for e in _lines(journal) if "carried" in e)
+    return carried + sum(1 for s in read_sections(journal)[:-1] if not s.stopped)
 
 
 def lock_holder(path: Path) -> str | None:
@@ -191,7 +220,7 @@ def _rank_status(meta: Path, rank: int, world: int, now: float) -> RankStatus:
     st = RankStatus(rank, world, state, holder=holder, pid=last.pid, host=last.host, started=last.started,
                     total=last.plan.get("total"), todo=last.plan.get("todo"), processed=last.ended,
                     in_flight=last.open if state in ("running", "died") else [],
-                    earlier_deaths=sum(1 for s in sections[:-1] if not s.stopped))
+                    earlier_deaths=earlier_deaths(meta / INFLIGHT_DIR / f"{name}.jsonl"))
     part = _read_part(meta / PARTS_DIR / f"{name}.jsonl") if finished else None
     if part is not None:  # the rank's own report: exact
         stats, outcomes = part
@@ -242,7 +271,7 @@ def folder_status(path: str | os.PathLike[str], now: float | None = None) -> dic
     records, meta = find_meta(path)
     config = _json(meta / CONFIG_FILE) or {}
     step = str(config.get("step", "?"))
-    world = int(config.get("world_size") or 1)
+    world = current_world(meta, config)
     summary = _json(meta / SUMMARY_FILE)
     ranks = [_rank_status(meta, r, world, now) for r in range(world)]
     latest_start = max((r.started for r in ranks if r.started), default=None)
