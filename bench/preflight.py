@@ -8,7 +8,8 @@ source and target file: symlinks to a few real videos), i.e. reading, planning a
 
 Give `--src` several times to compare code trees side by side (each run with that folder first on PYTHONPATH),
 interleaved case by case: `python bench/preflight.py --src /work/main/src --src src`.
-Usage: python bench/preflight.py [--src DIR ...] [--entries 100000] [--first-load] [--quick] [--out FILE]
+Usage: python bench/preflight.py [--src DIR ...] [--cases SUBSTRINGS] [--entries 100000] [--first-load [--repeats 3]]
+                                 [--quick] [--log FILE] [--out FILE]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -184,6 +186,7 @@ def main() -> None:
     ap.add_argument("--src", action="append", help="code tree(s) to compare (default: this repository's src)")
     ap.add_argument("--entries", type=int, default=100_000)
     ap.add_argument("--first-load", action="store_true", help="also time the command to the first model load")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats of the first-load timing")
     ap.add_argument("--cases", help="comma-separated substrings: run only the matching cases")
     ap.add_argument("--quick", action="store_true", help="3 cases and a 2,000-entry input (smoke test)")
     ap.add_argument("--log", help="write every case's stderr to this file")
@@ -214,9 +217,13 @@ def main() -> None:
             rows.append(f"| {name} | " + " | ".join(cells) + f" | {last[:160]} |")
             logs += [f"### {name} ({s})\n$ revise-prep {' '.join(argv)}\n{r['stderr']}" for s, r in zip(srcs, results)]
         if args.first_load or args.quick:
-            loads = [first_load(paths["big"], paths["wan"], out / "big", s) for s in srcs]
-            rows.append(f"| command to first model load, {entries:,} pairs | "
-                        + " | ".join(f"{seen:.1f} s" for seen, _ in loads) + " | |")
+            times: dict[str, list[float]] = {s: [] for s in srcs}
+            for _ in range(1 if args.quick else args.repeats):  # interleaved: one tree after the other
+                for s in srcs:
+                    times[s].append(first_load(paths["big"], paths["wan"], out / "big", s)[0])
+            rows.append(f"| command to first model load, {entries:,} pairs (median of {len(times[srcs[0]])}) | "
+                        + " | ".join(f"{statistics.median(times[s]):.1f} s" for s in srcs)
+                        + f" | all: {'; '.join(', '.join(f'{t:.1f}' for t in times[s]) for s in srcs)} |")
     table = "\n".join(rows)
     print(table)
     if args.out:

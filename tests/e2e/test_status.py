@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from revise_prep.records.layout import sidecar_of
-from revise_prep.records.status import read_sections
+from revise_prep.records.status import folder_status, read_sections
 from revise_prep.testing.videos import make_video
 
 from .conftest import cli
@@ -45,7 +45,8 @@ def _args(pairs: Path, release: Path, out: Path) -> list[str]:
 
 
 def status(out: Path) -> dict:
-    return json.loads(cli("status", str(out), "--json").stdout)
+    """What `revise-prep status --json` prints (read here in the test process: it only reads)."""
+    return json.loads(json.dumps(folder_status(out)))
 
 
 def test_live_run_then_killed_then_resumed(pairs, wan_release, tmp_path):
@@ -71,7 +72,8 @@ def test_live_run_then_killed_then_resumed(pairs, wan_release, tmp_path):
         assert rank["processed"] == frozen.ended and rank["todo"] == N
         assert sum(live["counts"].values()) == frozen.ended  # done + skipped + failed so far
         assert live["to_do"] == N - frozen.ended and live["samples_per_second"] > 0 and live["eta_seconds"] > 0
-        text = cli("status", str(sidecar_of(out))).stdout  # the sidecar works as well
+        text = cli("status", str(sidecar_of(out))).stdout  # the command itself; the sidecar works as well
+        assert json.loads(cli("status", str(out), "--json").stdout)["ranks"][0]["in_flight"] == frozen.open
         assert "running" in text and f"pid {proc.pid}" in text and f"now on {frozen.open[0]}" in text
         os.killpg(proc.pid, signal.SIGKILL)  # a stopped process dies of SIGKILL too
         proc.wait()
@@ -84,7 +86,7 @@ def test_live_run_then_killed_then_resumed(pairs, wan_release, tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    cli(*_args(pairs, wan_release, out))
+    resumed = cli(*_args(pairs, wan_release, out)).stderr
     done = status(out)
     summary = json.loads((sidecar_of(out) / "summary.json").read_text())
     assert done["state"] == "finished" and done["ranks"][0]["earlier_deaths"] == 1
@@ -92,6 +94,19 @@ def test_live_run_then_killed_then_resumed(pairs, wan_release, tmp_path):
     assert done["reasons"] == {"skipped": {"short_prompt": 1}}
     assert done["files"]["list_file"]["lines"] == N - 1 and done["files"]["failures"]["lines"] == 1
     assert done["records_indexed"] == N - 1
+    # the log a person reads: no module paths, the summary by reason and where the reports are, one rate
+    meta = sidecar_of(out)
+    assert "revise_prep." not in resumed and " INFO " not in resumed, resumed
+    assert "skipped 1 (short_prompt 1)" in resumed
+    assert f"list file ({N - 1} records): {meta / 'vae_features.txt'}" in resumed
+    assert f"failures.jsonl (1 sample skipped or failed, one line each): {meta / 'failures.jsonl'}" in resumed
+    assert f"summary.json: {meta / 'summary.json'}" in resumed
+    assert len([line for line in resumed.splitlines() if "samples/s" in line]) == 1, resumed
+    assert summary["samples_per_second"] == round(summary["processed"] / summary["seconds"], 4)
+    assert summary["processed"] == N - summary["by_status"].get("resumed", 0)  # this run's: not those resumed
+    again = cli(*_args(pairs, wan_release, out)).stderr  # a finished job re-run: its rule skip is counted
+    assert "short_prompt:" not in again and "1 sample(s) skipped again for the reason an earlier run recorded " \
+        "(short_prompt 1" in again, again
 
 
 def test_two_ranks_one_finished(pairs, wan_release, tmp_path):

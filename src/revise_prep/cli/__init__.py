@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"revise-prep {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--debug", action="store_true",
-                        help="show the traceback of a usage or configuration error (also: REVISE_PREP_DEBUG=1)")
+                        help="show the traceback of a usage or configuration error, and the level and module path on "
+                             "every log line (also: REVISE_PREP_DEBUG=1)")
     parser.add_argument("--config", metavar="FILE", help="YAML/TOML file holding any of the command's options "
                         "(flags on the command line override it); may also follow the command name")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -28,14 +28,14 @@ def _duration(seconds: float) -> str:
 
 
 def progress_line(desc: str, done: int, total: int, elapsed: float, *, final: bool = False) -> str:
-    """``vae: 1200/100000 samples (1.2%), 3.41 samples/s, 2m56s elapsed, ETA 8h03m``."""
+    """``vae: 1200/100000 samples (1.2%), 3.41 samples/s, 2m56s elapsed, ETA 8h03m``; the ``final`` line has no
+    rate (the run's summary gives the one samples/s figure of the run)."""
     rate = done / elapsed if elapsed > 0 else 0.0
     share = f" ({100 * done / total:.1f}%)" if total else ""
-    line = f"{desc}: {done}/{total} samples{share}, {rate:.3g} samples/s, {_duration(elapsed)} elapsed"
     if final:
-        return line
+        return f"{desc}: {done}/{total} samples{share}, {_duration(elapsed)} elapsed"
     eta = _duration((total - done) / rate) if rate > 0 and total >= done else "?"
-    return f"{line}, ETA {eta}"
+    return f"{desc}: {done}/{total} samples{share}, {rate:.3g} samples/s, {_duration(elapsed)} elapsed, ETA {eta}"
 
 
 class Progress:
