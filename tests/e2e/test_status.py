@@ -65,6 +65,11 @@ def test_live_run_then_killed_then_resumed(pairs, wan_release, tmp_path):
         else:
             pytest.fail("the run never got to its third sample")
         frozen = read_sections(journal)[-1]
+        entries = [json.loads(line) for line in journal.read_text().splitlines()]  # the journal, read plainly
+        ended = {e["end"] for e in entries if "end" in e}
+        assert frozen.open == [e["start"] for e in entries if "start" in e and e["start"] not in ended]
+        assert len(frozen.open) == 1
+        assert frozen.ended == sum("end" in e for e in entries) >= 2
         live = status(out)
         assert live["state"] == "running" and live["step"] == "vae" and live["samples"] == N
         [rank] = live["ranks"]
