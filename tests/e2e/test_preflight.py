@@ -184,6 +184,13 @@ def test_flags(setup, caplog, capsys):
     assert VAE_TRAP in caplog.text
     (setup["root"] / "empty.json").write_text("[]")
     _one_line(caplog, ["validate", str(setup["root"] / "empty.json")], st.NOTHING_PRODUCED, "no samples")
+    # validate checks the checkpoints it is given as the steps do, without loading them
+    validate = ["validate", str(setup["data"] / "pairs.json"), "--video-root", str(setup["data"]), "--report",
+                str(setup["root"] / "v.jsonl"), "--frame-num", "5"]
+    _one_line(caplog, [*validate, "--ckpt-dir", str(setup["vila"])], st.USAGE, "not a Wan VAE")
+    _one_line(caplog, [*validate, "--model-path", str(setup["trap"])], st.USAGE, "--model-path", "not a VILA")
+    caplog.clear()
+    assert main([*validate, "--ckpt-dir", str(setup["trap"]), "--model-path", str(setup["vila_trap"])]) == 0
 
 
 def _stderr_is_one_line(proc: subprocess.CompletedProcess, status: int, *needles: str) -> str:

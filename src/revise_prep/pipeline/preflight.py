@@ -328,10 +328,15 @@ def preflight_step2(data_file: str, records: list[Path], layout: OutputLayout, r
     check_record_videos(records, video_root, task, layout.records)
 
 
-def preflight_validate(input_path: str, samples: list[Sample], problems: list, frames: FrameSettings) -> None:
-    """``validate`` checks every video itself: here only what it shares with the steps."""
+def preflight_validate(input_path: str, samples: list[Sample], problems: list, frames: FrameSettings,
+                       models: ModelSettings | None = None, model_path: str | None = None) -> None:
+    """``validate`` checks every video itself: here what it shares with the steps, and the checkpoints given."""
     check_input(input_path, samples, problems)
     check_frames(frames)
+    if models is not None:
+        check_step1_models(models)
+    if model_path is not None:
+        check_vila(model_path)
 
 
 __all__ = ["check_input", "check_frames", "check_output", "check_step1_models", "check_vila", "check_videos",
