@@ -62,7 +62,8 @@ def format_status(s: dict[str, Any]) -> str:
     for r in ranks:
         who = f"rank {r['rank']}" if s["world_size"] > 1 else "run"
         if r["state"] == "running":
-            text = f"{who}: running ({r['holder']}), since {_clock(r['started'])}, {r['processed']} of {r['todo']} done"
+            text = (f"{who}: running ({r['holder']}), since {_clock(r['started'])}, {r['processed']} of "
+                    f"{r['todo']} processed")
             if r["in_flight"]:
                 text += f", now on {_names(r['in_flight'])}"
         elif r["state"] == "died":

@@ -299,7 +299,8 @@ def folder_status(path: str | os.PathLike[str], now: float | None = None) -> dic
     if finished:
         total = summary.get("samples", total)
     left = sum(max(0, (r.todo or 0) - r.processed) for r in ranks if r.state != "finished" and r.todo is not None)
-    eta = left / rate if state == "running" and rate else None
+    running_left = sum(max(0, (r.todo or 0) - r.processed) for r in ranks if r.state == "running" and r.todo)
+    eta = running_left / rate if state == "running" and rate else None  # a dead rank's share waits for a re-run
     list_file = Path(summary["list_file"]) if summary and summary.get("list_file") else \
         meta / LIST_NAMES.get(step, "list.txt")
     files = {"list_file": list_file, "failures": meta / FAILURES_FILE, "notes": meta / NOTES_FILE,
