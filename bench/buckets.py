@@ -23,7 +23,7 @@ from pathlib import Path
 
 from revise_prep.errors import SampleError
 from revise_prep.inputs import parse_entries
-from revise_prep.pipeline.runner import WorkItem
+from revise_prep.pipeline.stage import WorkItem
 from revise_prep.pipeline.step1 import Step1Stage
 from revise_prep.pipeline.validate import validate
 from revise_prep.settings import FrameSettings

@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from revise_prep.pipeline.dist import RankInfo
-from revise_prep.pipeline.step1 import Step1Factory, describe, plan_items, read_input
-from revise_prep.settings import EngineSettings, FrameSettings, ModelSettings, RunSettings
+from revise_prep.pipeline.step1 import Step1Factory, plan_items, read_input
+from revise_prep.settings import EngineSettings, ExecutionSettings, FrameSettings, ModelSettings, RunSettings
 
 SIZES = {"480p": (854, 480), "1080p": (1920, 1080), "4k": (3840, 2160)}
 FRAMES = FrameSettings(frame_num=5, interval=2, height=32, width=48)
@@ -40,6 +40,9 @@ class Timed:
 
     def signature(self):
         return self.stage.signature()
+
+    def describe(self, item):
+        return self.stage.describe(item)
 
     def prepare(self, todo):
         self.stage.prepare(todo)
@@ -93,14 +96,15 @@ def settings(root: Path, out: Path, engine: EngineSettings = EngineSettings()):
 
 def run_rank(root: Path, out: Path, log: str, rank: int, world: int) -> None:
     """One rank of the static split (the local engine with a DataLoader worker), as torchrun would start it."""
-    from revise_prep.pipeline.runner import run_stage
+    from revise_prep.pipeline.engines.local.runner import decoder_threads, run_stage
 
     run, models = settings(root, out)
     info = RankInfo(rank, world, rank)
-    stage = Timed(Step1Factory(run, FRAMES, models).build(info), log)
+    inner = Step1Factory(run, FRAMES, models).build(info)
+    inner.decoder_threads = decoder_threads(run.num_workers)  # (the wrapper hides it from run_stage)
+    stage = Timed(inner, log)
     samples, problems = read_input(run)
-    run_stage(stage, plan_items(samples, problems, out), out, info, num_workers=1, progress=False,
-              describe=describe)
+    run_stage(stage, plan_items(samples, problems, out), out, info, ExecutionSettings.of(run))
 
 
 def spread(log: Path, t0: float) -> dict:
@@ -129,7 +133,7 @@ def bench_static(root: Path, work: Path) -> dict:
 def bench_ray(root: Path, work: Path) -> dict:
     import ray
 
-    from revise_prep.pipeline.engines.ray import run_stage_ray
+    from revise_prep.pipeline.engines.ray import RayEngine
 
     out, log = work / "ray", work / "ray.log"
     t0 = time.time()
@@ -140,8 +144,8 @@ def bench_ray(root: Path, work: Path) -> dict:
         run, models = settings(root, out, engine)
         samples, problems = read_input(run)
         t1 = time.time()
-        run_stage_ray(TimedFactory(Step1Factory(run, FRAMES, models), str(log)), plan_items(samples, problems, out),
-                      out, engine, progress=False, describe=describe)
+        RayEngine(engine).run(TimedFactory(Step1Factory(run, FRAMES, models), str(log)),
+                              plan_items(samples, problems, out), out, ExecutionSettings.of(run))
     finally:
         ray.shutdown()
     result = spread(log, t0)

@@ -32,8 +32,8 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from revise_prep.pipeline.runner import Decoded, WorkItem  # noqa: E402
-from revise_prep.pipeline.workers import DecodePool  # noqa: E402
+from revise_prep.pipeline.stage import Decoded, WorkItem  # noqa: E402
+from revise_prep.pipeline.engines.local.workers import DecodePool  # noqa: E402
 
 
 class FakeDecode:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+#: The engines ``--engine`` offers; engine ``x`` is the module ``pipeline/engines/x`` (found by name).
+ENGINE_NAMES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,8 @@ class EngineSettings:
     decoded_gb: float = 4.0  # bound on decoded clips waiting in the object store (backpressure)
 
     def __post_init__(self) -> None:
-        if self.name not in ("local", "ray"):
-            raise ValueError(f"engine must be 'local' or 'ray' (got {self.name!r})")
+        if self.name not in ENGINE_NAMES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINE_NAMES)} (got {self.name!r})")
         if self.gpus_per_actor <= 0 or (self.actors is not None and self.actors < 1) or self.decoded_gb <= 0:
             raise ValueError("ray: gpus_per_actor and decoded_gb must be positive, actors at least 1")
 
@@ -107,3 +110,22 @@ class RunSettings:
     engine: EngineSettings = EngineSettings()
     relative_paths: bool = False  # list file lines relative to its folder instead of absolute
     progress_interval: float = 30.0  # seconds between progress lines when stderr is not a terminal
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """How an engine runs a step, whichever the step: taken from its settings (``RunSettings``, ``ArSettings``)."""
+
+    num_workers: int = 2  # decode worker processes per rank (local engine; 0: decode in the main process)
+    decode_timeout: float | None = 300.0  # seconds one sample's decoding may take before it is failed
+    retry_crashed: bool = False  # try samples that were in flight when two earlier runs died
+    keep_mismatched: bool = False  # keep existing records made with other settings instead of redoing them
+    progress: bool = True
+    progress_interval: float = 30.0  # seconds between progress lines when stderr is not a terminal
+    relative_paths: bool = False  # list file lines relative to its folder instead of absolute
+
+    @classmethod
+    def of(cls, settings: Any, **overrides: Any) -> "ExecutionSettings":
+        """The execution options of a step's settings (the fields of the same name), with ``overrides``."""
+        taken = {f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)}
+        return cls(**{**taken, **overrides})

@@ -231,7 +231,7 @@ def test_decode_reasons_equal_validate(data, frames, tmp_path):
     """The first problem in pipeline order (source before target, count before orientation), as validate says."""
     from revise_prep.errors import SampleError
     from revise_prep.inputs import parse_entries
-    from revise_prep.pipeline.runner import WorkItem
+    from revise_prep.pipeline.stage import WorkItem
     from revise_prep.pipeline.step1 import Step1Stage
     from revise_prep.pipeline.validate import validate
 

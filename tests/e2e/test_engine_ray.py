@@ -18,12 +18,12 @@ pytest.importorskip("ray.data", reason="the Ray engine needs Ray Data (pip insta
 
 from revise_prep.cli import main  # noqa: E402
 from revise_prep.pipeline.dist import RankInfo  # noqa: E402
-from revise_prep.pipeline.engines.ray import run_stage_ray  # noqa: E402
-from revise_prep.pipeline.step1 import Step1Factory, describe, plan_items, read_input, run_step1  # noqa: E402
+from revise_prep.pipeline.engines.ray import RayEngine  # noqa: E402
+from revise_prep.pipeline.step1 import Step1Factory, plan_items, read_input, run_step1  # noqa: E402
 from revise_prep.records.layout import sidecar_of  # noqa: E402
 from revise_prep.records import load_record  # noqa: E402
 from revise_prep.records.atomic import TMP_PREFIX  # noqa: E402
-from revise_prep.settings import EngineSettings, FrameSettings, ModelSettings, RunSettings  # noqa: E402
+from revise_prep.settings import EngineSettings, ExecutionSettings, FrameSettings, ModelSettings, RunSettings  # noqa: E402
 from revise_prep.testing.tiny_vila import make_tiny_vila  # noqa: E402
 
 from .conftest import FRAMES  # noqa: E402
@@ -190,8 +190,8 @@ def test_worker_killed_while_encoding_redoes_its_sample_once(outputs, tmp_path, 
     samples, problems = read_input(run)
     items = plan_items(samples, problems, out)
     marker = tmp_path / "killed-once"
-    summary = run_stage_ray(KillWhileEncoding(Step1Factory(run, frames, models), marker), items, out, run.engine,
-                            progress=False, describe=describe)
+    summary = RayEngine(run.engine).run(KillWhileEncoding(Step1Factory(run, frames, models), marker), items, out,
+                                        ExecutionSettings.of(run))
     pid, name = marker.read_text().split()
     assert int(pid) != os.getpid() and (out / f"{name}.pkl").exists()  # the killed sample was redone elsewhere
     assert summary["by_status"]["done"] == 4

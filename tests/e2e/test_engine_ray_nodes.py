@@ -30,9 +30,9 @@ DRIVER = r'''
 import json, os, signal, sys, time
 from pathlib import Path
 import ray
-from revise_prep.pipeline.engines.ray import run_stage_ray
-from revise_prep.pipeline.step1 import Step1Factory, describe, plan_items, read_input
-from revise_prep.settings import EngineSettings, FrameSettings, ModelSettings, RunSettings
+from revise_prep.pipeline.engines.ray import RayEngine
+from revise_prep.pipeline.step1 import Step1Factory, plan_items, read_input
+from revise_prep.settings import EngineSettings, ExecutionSettings, FrameSettings, ModelSettings, RunSettings
 
 address, data, wan, out, marker = sys.argv[1:6]
 
@@ -67,6 +67,8 @@ class Strike:
         return self.stage.signature()
     def prepare(self, todo):
         self.stage.prepare(todo)
+    def describe(self, item):
+        return self.stage.describe(item)
     def decode(self, item):
         strike()
         return self.stage.decode(item)
@@ -91,8 +93,8 @@ frames = FrameSettings(frame_num=5, interval=2, height=32, width=48)
 models = ModelSettings(ckpt_dir=wan, vae_dtype="float32", t5_dtype="float32", text_len=32, device="cpu")
 samples, problems = read_input(run)
 items = plan_items(samples, problems, Path(out))
-summary = run_stage_ray(Factory(Step1Factory(run, frames, models)), items, Path(out), run.engine,
-                        progress=False, describe=describe)
+summary = RayEngine(run.engine).run(Factory(Step1Factory(run, frames, models)), items, Path(out),
+                                   ExecutionSettings.of(run))
 print("SUMMARY " + json.dumps(summary))
 '''
 

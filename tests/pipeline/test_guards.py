@@ -9,7 +9,7 @@ import pytest
 
 from revise_prep.errors import VIDEO_TOO_LARGE, SampleError
 from revise_prep.inputs import parse_entries
-from revise_prep.pipeline.runner import WorkItem
+from revise_prep.pipeline.stage import WorkItem
 from revise_prep.pipeline.step1 import Step1Stage
 from revise_prep.pipeline.validate import validate
 from revise_prep.settings import FrameSettings

@@ -71,7 +71,7 @@ def test_notices_show_the_first_few_then_a_count(caplog):
 
 def test_rule_skips_an_earlier_run_recorded_are_counted_not_logged(caplog, tmp_path):
     from revise_prep.errors import SampleError
-    from revise_prep.pipeline.runner import earlier_skips
+    from revise_prep.pipeline.engines.base import earlier_skips
 
     (tmp_path / "failures.jsonl").write_text(
         '{"index": 0, "name": "a", "status": "skipped", "reason": "short_prompt"}\n'

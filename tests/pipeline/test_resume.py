@@ -60,7 +60,7 @@ def test_map_tensors_reaches_every_tensor():
     """What Decoded.pin_memory walks: tensors inside dicts, lists and dataclasses (e.g. a Clip's frames)."""
     from dataclasses import dataclass
 
-    from revise_prep.pipeline.runner import map_tensors
+    from revise_prep.pipeline.stage import map_tensors
 
     @dataclass
     class Box:

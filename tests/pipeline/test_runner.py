@@ -11,8 +11,10 @@ import torch
 
 from revise_prep.errors import SampleError
 from revise_prep.pipeline.dist import RankInfo
-from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
+from revise_prep.pipeline.engines.local.runner import run_stage
+from revise_prep.pipeline.stage import Decoded, WorkItem
 from revise_prep.records.reader import load_record
+from revise_prep.settings import ExecutionSettings
 
 
 class SleepyStage:
@@ -43,8 +45,8 @@ class SleepyStage:
 def test_timeout_and_failures_do_not_stop_the_run(tmp_path: Path, workers: int):
     items = [WorkItem(i, f"r{i}", tmp_path / f"r{i}.pkl") for i in range(5)]
     start = time.perf_counter()
-    summary = run_stage(SleepyStage(), items, tmp_path, RankInfo(), num_workers=workers, progress=False,
-                        decode_timeout=1.0)
+    summary = run_stage(SleepyStage(), items, tmp_path, RankInfo(),
+                        ExecutionSettings(num_workers=workers, progress=False, decode_timeout=1.0))
     assert time.perf_counter() - start < 20
     fails = {f["index"]: f for f in map(json.loads, (tmp_path / "failures.jsonl").read_text().splitlines())}
     assert {i: f["reason"] for i, f in fails.items()} == {1: "decode_timeout", 2: "encode_error",

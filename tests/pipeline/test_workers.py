@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from revise_prep.pipeline.runner import Decoded, WorkItem
-from revise_prep.pipeline.workers import DecodePool
+from revise_prep.pipeline.stage import Decoded, WorkItem
+from revise_prep.pipeline.engines.local.workers import DecodePool
 
 
 class SignalStage:

@@ -13,7 +13,7 @@ from PIL import Image
 from revise_prep.cli import main
 from revise_prep.inputs import Sample
 from revise_prep.models.wan_vae import WanVAE
-from revise_prep.pipeline.runner import WorkItem
+from revise_prep.pipeline.stage import WorkItem
 from revise_prep.pipeline.step1 import Step1Stage
 from revise_prep.settings import FrameSettings
 from revise_prep.models.umt5 import UMT5TextEncoder

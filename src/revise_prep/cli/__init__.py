@@ -16,7 +16,7 @@ from revise_prep.cli import exit_codes
 from revise_prep.cli.config_file import expand_config
 from revise_prep.cli.options import HelpFormatter
 from revise_prep.errors import FolderBusyError, InputError, NothingToDoError
-from revise_prep.pipeline.writer import FATAL_ERRNOS, FatalWriteError
+from revise_prep.pipeline.engines.writer import FATAL_ERRNOS, FatalWriteError
 
 log = logging.getLogger("revise_prep")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from revise_prep.errors import InputError
-from revise_prep.settings import EngineSettings, FrameSettings, ModelSettings, RunSettings
+from revise_prep.settings import ENGINE_NAMES, EngineSettings, FrameSettings, ModelSettings, RunSettings
 from revise_prep.video.buckets import PRESETS, parse_buckets, parse_frame_buckets
 from revise_prep.video.guards import DEFAULT_MAX_VIDEO_PIXELS
 
@@ -172,7 +172,7 @@ def add_max_pixels_option(g) -> None:
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     d = EngineSettings()
     g = p.add_argument_group("engine")
-    g.add_argument("--engine", choices=("local", "ray"), default=d.name,
+    g.add_argument("--engine", choices=ENGINE_NAMES, default=d.name,
                    help="local: this process (or each torchrun/srun rank); ray: a Ray Data pipeline over a Ray "
                         "cluster (pip install 'revise-prep[ray]')")
     g.add_argument("--ray-address", default=d.ray_address,

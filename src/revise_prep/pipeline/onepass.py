@@ -20,20 +20,20 @@ from revise_prep.inputs import Sample
 from revise_prep.models.vila import AR_NUM_FRAMES, black_frames, read_checkpoint, resolve_task
 from revise_prep.models.vila.frames import sample_indices
 from revise_prep.models.vila.inputs import VilaInputs
-from revise_prep.pipeline.dist import RankInfo, rank_info
+from revise_prep.pipeline.dist import RankInfo
+from revise_prep.pipeline.engines import get_engine
 from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.preflight import preflight_onepass
-from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage
+from revise_prep.pipeline.stage import Decoded, WorkItem
 from revise_prep.pipeline.step1 import LIST_NAME as STEP1_LIST_NAME
-from revise_prep.pipeline.step1 import (Step1Stage, decoder_threads, describe, load_step1_models, plan_items,
-                                        read_input)
+from revise_prep.pipeline.step1 import Step1Stage, load_step1_models, plan_items, read_input
 from revise_prep.pipeline.step2 import ArSettings, load_ar_model
 from revise_prep.records.formats import suffix
 from revise_prep.records.layout import OutputLayout
 from revise_prep.records.reports import read_list_paths, write_list
 from revise_prep.records.schema import ar_record
 from revise_prep.records.shapes import sibling_shape_lists, write_shape_lists
-from revise_prep.settings import FrameSettings, ModelSettings, RunSettings
+from revise_prep.settings import ExecutionSettings, FrameSettings, ModelSettings, RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,6 @@ class OnePassFactory:
             vae = t5 = vila = None
         stage = OnePassStage(self.frames, vae, t5, vila, self.ar, min_prompt_len=self.run.min_prompt_len,
                              keep_intermediate=self.keep_intermediate)
-        stage.decoder_threads = decoder_threads(self.run.num_workers) if self.run.engine.name == "local" else 1
         stage.max_video_pixels = self.run.max_video_pixels
         return stage
 
@@ -171,38 +170,25 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
                 keep_intermediate: bool = False, rank: RankInfo | None = None, loaded=None,
                 keep_mismatched: bool = False) -> dict[str, Any] | None:
     """Both steps for this process's share; returns the merged summary when this rank finished last."""
-    rank = rank or rank_info()
     out = Path(run.output_dir)
     samples, problems = read_input(run)
-    ray = run.engine.name == "ray"
-    if ray:
-        from revise_prep.pipeline.engines.ray import import_ray, run_stage_ray
-
-        import_ray()  # the install hint before anything is written
+    engine = get_engine(run.engine, rank)
     layout = OutputLayout.for_output(out, LIST_NAME, records_only=False).prepare()
-    preflight_onepass(run.input, samples, problems, frames, layout, RankInfo() if ray else rank,
-                      None if loaded else models, None if loaded else ar.model_path, run.video_root,
-                      ar.device, local=not ray)
+    preflight_onepass(run.input, samples, problems, frames, layout, engine.rank, None if loaded else models,
+                      None if loaded else ar.model_path, run.video_root, ar.device,
+                      local=run.engine.name == "local")
     inter_layout = OutputLayout.for_output(out / INTERMEDIATE_DIR, STEP1_LIST_NAME, records_only=True)
     if keep_intermediate:
         inter_layout.prepare()  # records only: the original step 2 can read it
     inter = inter_layout.records if keep_intermediate else None
-    factory = OnePassFactory(run, frames, models, ar, inter)
-    stage = None if ray else factory.build(rank, loaded)
-    if rank.is_main:
+    if engine.rank.is_main:
         write_json(layout.config, {"step": "run", "run": asdict(run), "frames": asdict(frames),
                                    "models": asdict(models), "ar": asdict(ar),
                                    "keep_intermediate": keep_intermediate,
-                                   "world_size": 1 if ray else rank.world_size})
+                                   "world_size": engine.rank.world_size})
     items = plan_items(samples, problems, out, suffix(run.record_format))
-    options = dict(progress=run.progress, keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout,
-                   describe=describe, relative_paths=run.relative_paths, retry_crashed=run.retry_crashed)
-    if ray:
-        summary = run_stage_ray(factory, items, out, run.engine, **options)
-    else:
-        summary = run_stage(stage, items, out, rank, num_workers=run.num_workers,
-                            pin_memory=stage.vae.device.type == "cuda", progress_interval=run.progress_interval,
-                            **options)
+    summary = engine.run(OnePassFactory(run, frames, models, ar, inter), items, out,
+                         ExecutionSettings.of(run, keep_mismatched=keep_mismatched), loaded=loaded)
     if summary is not None and inter is not None:
         names = [p.name for p in read_list_paths(layout.list_file)]
         kept = [str(inter / n) for n in names if (inter / n).exists()]

@@ -29,7 +29,7 @@ from revise_prep.models.layouts import (HUB_LAYOUT_FILES, CheckpointNotFoundErro
                                         t5_problems, vae_problems)
 from revise_prep.pipeline.dist import RankInfo
 from revise_prep.pipeline.locks import ShareLock
-from revise_prep.pipeline.writer import FATAL_ERRNOS, FatalWriteError
+from revise_prep.pipeline.engines.writer import FATAL_ERRNOS, FatalWriteError
 from revise_prep.records.atomic import check_writable
 from revise_prep.records.layout import OutputLayout, absolute
 from revise_prep.settings import FrameSettings, ModelSettings

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -14,18 +13,19 @@ import torch
 from revise_prep.errors import MISSING_FILE, SHORT_PROMPT, InputError, SampleError, loading
 from revise_prep.inputs import Sample, parse_entries
 from revise_prep.models.text import passes_prompt_filter
-from revise_prep.pipeline.dist import RankInfo, rank_info, resolve_device
+from revise_prep.pipeline.dist import RankInfo, resolve_device
+from revise_prep.pipeline.engines import get_engine
 from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.preflight import preflight_step1
 from revise_prep.pipeline.progress import Notices
 from revise_prep.pipeline.prompts import PromptBank
-from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage, stage_layout
+from revise_prep.pipeline.stage import Decoded, WorkItem, stage_layout
 from revise_prep.records.formats import suffix
 from revise_prep.records.layout import NOTES_FILE, absolute
 from revise_prep.records.naming import DUPLICATE_SAMPLE, name_budget, plan_names
 from revise_prep.records.reports import Outcome
 from revise_prep.records.schema import step1_record
-from revise_prep.settings import FrameSettings, ModelSettings, RunSettings, frames_signature
+from revise_prep.settings import ExecutionSettings, FrameSettings, ModelSettings, RunSettings, frames_signature
 from revise_prep.video import Clip, VideoInfo, check_orientation, probe_video, read_clip, sampling_interval
 from revise_prep.video.buckets import plan_sample, uses_buckets
 from revise_prep.video.notes import decoder_notes
@@ -100,13 +100,19 @@ class Step1Stage:
     vae: Any = None
     t5: Any = None
     min_prompt_len: int = 10
-    decoder_threads: int = 0
+    decoder_threads: int = 0  # FFmpeg threads per decode (0: its default); the engine sets it
     max_video_pixels: int = DEFAULT_MAX_VIDEO_PIXELS  # a resource guard, not a record setting: not in signature()
     prompts: Any = None  # a PromptBank (main process only): umT5 batched across samples
     step: str = "vae"
     list_name: str = LIST_NAME
     records_only: bool = True  # the original step 2 lists this folder: reports go in its sidecar
     notices: Any = None  # set by the runner: per-sample messages, summarised
+    describe = staticmethod(describe)  # the report columns of an item
+
+    @property
+    def pin_decoded(self) -> bool:
+        """Decoded frames go to a GPU: the local engine page-locks them for the copy."""
+        return self.vae is not None and self.vae.device.type == "cuda"
 
     def signature(self) -> dict[str, Any]:
         return {**frames_signature(self.frames), "vae": self.vae.identifier, "t5": self.t5.identifier,
@@ -223,13 +229,6 @@ def _labelled(sample: Sample, role: str):
         raise type(err)(err.reason, f"{sample.label}: {role} video: {message}", skip=err.skip) from None
 
 
-def decoder_threads(num_workers: int) -> int:
-    """Decoder threads per worker so that all workers together use the machine's cores once (0: FFmpeg's default)."""
-    if num_workers <= 0:
-        return 0
-    return max(1, (os.cpu_count() or 1) // num_workers)
-
-
 def load_step1_models(models: ModelSettings, rank: RankInfo):
     """Load the VAE and the text encoder once, on this rank's device(s)."""
     from revise_prep.models.umt5 import UMT5TextEncoder
@@ -273,49 +272,22 @@ class Step1Factory:
     def build(self, rank: RankInfo | None, loaded=None) -> Step1Stage:
         """With the models loaded on ``rank``'s device (or ``loaded``), or without them when ``rank`` is None."""
         vae, t5 = loaded or (load_step1_models(self.models, rank) if rank is not None else (None, None))
-        threads = decoder_threads(self.run.num_workers) if self.run.engine.name == "local" else 1
-        return Step1Stage(self.frames, vae, t5, min_prompt_len=self.run.min_prompt_len, decoder_threads=threads,
+        return Step1Stage(self.frames, vae, t5, min_prompt_len=self.run.min_prompt_len,
                           max_video_pixels=self.run.max_video_pixels)
 
 
 def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *, rank: RankInfo | None = None,
               loaded=None, keep_mismatched: bool = False) -> dict[str, Any] | None:
     """Run step 1 for this process's share; returns the merged summary when this rank finished last."""
-    rank = rank or rank_info()
     out = Path(run.output_dir)
     samples, problems = read_input(run)
-    factory = Step1Factory(run, frames, models)
-    if run.engine.name == "ray":
-        from revise_prep.pipeline.engines.ray import import_ray
-
-        import_ray()  # the install hint before anything is written
+    engine = get_engine(run.engine, rank)
     layout = stage_layout(Step1Stage, out).prepare()  # a bad output folder stops before the models load
-    preflight_step1(run.input, samples, problems, frames, layout, RankInfo() if run.engine.name == "ray" else rank,
-                    None if loaded else models, run.video_root, local=run.engine.name == "local")
-    if run.engine.name == "ray":
-        return _run_ray(factory, samples, problems, out, layout, keep_mismatched)
-    vae, t5 = loaded or load_step1_models(models, rank)
-    stage = factory.build(rank, (vae, t5))
-    if rank.is_main:
+    preflight_step1(run.input, samples, problems, frames, layout, engine.rank, None if loaded else models,
+                    run.video_root, local=run.engine.name == "local")
+    if engine.rank.is_main:
         write_json(layout.config, {"step": "vae", "run": asdict(run), "frames": asdict(frames),
-                                   "models": asdict(models), "world_size": rank.world_size})
+                                   "models": asdict(models), "world_size": engine.rank.world_size})
     items = plan_items(samples, problems, out, suffix(run.record_format))
-    return run_stage(stage, items, out, rank, num_workers=run.num_workers, progress=run.progress,
-                     keep_mismatched=keep_mismatched, decode_timeout=run.decode_timeout, describe=describe,
-                     pin_memory=vae.device.type == "cuda", relative_paths=run.relative_paths,
-                     retry_crashed=run.retry_crashed,
-                     progress_interval=run.progress_interval)
-
-
-def _run_ray(factory: Step1Factory, samples, problems, out: Path, layout, keep_mismatched: bool,
-             ) -> dict[str, Any] | None:
-    """Step 1 on a Ray cluster (``--engine ray``): the same plan, records and reports as the local engine."""
-    from revise_prep.pipeline.engines.ray import run_stage_ray
-
-    run = factory.run
-    write_json(layout.config, {"step": "vae", "run": asdict(run), "frames": asdict(factory.frames),
-                               "models": asdict(factory.models), "world_size": 1})
-    items = plan_items(samples, problems, out, suffix(run.record_format))
-    return run_stage_ray(factory, items, out, run.engine, progress=run.progress, keep_mismatched=keep_mismatched,
-                         decode_timeout=run.decode_timeout, describe=describe, relative_paths=run.relative_paths,
-                         retry_crashed=run.retry_crashed)
+    return engine.run(Step1Factory(run, frames, models), items, out,
+                      ExecutionSettings.of(run, keep_mismatched=keep_mismatched), loaded=loaded)

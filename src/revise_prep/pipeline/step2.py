@@ -18,11 +18,12 @@ from revise_prep.errors import InputError, SampleError, loading
 from revise_prep.inputs.samples import resolve_path
 from revise_prep.models.vila import VilaInputs, read_checkpoint, resolve_task
 from revise_prep.models.vila.prompt import IMAGE_TOKEN_INDEX
-from revise_prep.pipeline.dist import RankInfo, rank_info, resolve_device
+from revise_prep.pipeline.dist import RankInfo, resolve_device
+from revise_prep.pipeline.engines import get_engine
 from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.preflight import preflight_step2
 from revise_prep.pipeline.progress import Notices
-from revise_prep.pipeline.runner import Decoded, WorkItem, run_stage, stage_layout
+from revise_prep.pipeline.stage import Decoded, WorkItem, stage_layout
 from revise_prep.records.atomic import TMP_PREFIX
 from revise_prep.records.layout import SIDECAR_SUFFIX, absolute, sidecar_of
 from revise_prep.records.naming import name_budget, writable_name
@@ -30,7 +31,7 @@ from revise_prep.records.reader import load_record
 from revise_prep.records.formats import suffix
 from revise_prep.records.reports import read_list_paths
 from revise_prep.records.schema import META_KEY, ar_record, missing_keys
-from revise_prep.settings import EngineSettings
+from revise_prep.settings import EngineSettings, ExecutionSettings
 from revise_prep.video.guards import DEFAULT_MAX_VIDEO_PIXELS, check_video_pixels
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,10 @@ class Step2Stage:
         return {"vila": self.model_id, "dtype": s.dtype, "task": s.task, "on_video_error": s.on_video_error,
                 "all_frames": s.all_frames, "resampler": self.inputs.resampler, "auto_rotate": s.auto_rotate}
 
+    def describe(self, item: WorkItem) -> dict[str, str]:
+        """The report columns of an item: the step-1 record it reads."""
+        return {"source": str(item.payload.record_path)}
+
     def task_for(self, record: dict[str, Any]) -> str:
         """``auto``: vid_edit for edit pairs, vid_gen (no media) for caption records (no target latent)."""
         if self.settings.task != "auto":
@@ -226,8 +231,9 @@ class Step2Factory:
 
     settings: ArSettings
 
-    def build(self, rank: RankInfo | None, model=None) -> Step2Stage:
-        """With the model loaded on ``rank``'s device (or ``model``), or without it when ``rank`` is None."""
+    def build(self, rank: RankInfo | None, loaded=None) -> Step2Stage:
+        """With the model loaded on ``rank``'s device (or ``loaded``), or without it when ``rank`` is None."""
+        model = loaded
         if model is None and rank is not None:
             model = load_ar_model(self.settings, rank)
         return Step2Stage(self.settings, model)
@@ -240,39 +246,19 @@ def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
     ``model``: an already loaded :class:`VilaARModel` (its ``on_video_error``/``decode_all_frames`` do not
     matter: ``settings`` decide them).
     """
-    rank = rank or rank_info()
     out = Path(settings.result_folder)
     records = step1_records(settings.data_file)  # input errors before the model loads
-    if settings.engine.name == "ray":
-        from revise_prep.pipeline.engines.ray import import_ray
-
-        import_ray()  # the install hint before anything is written
+    engine = get_engine(settings.engine, rank)
     layout = stage_layout(Step2Stage, out).prepare()
-    preflight_step2(settings.data_file, records, layout, RankInfo() if settings.engine.name == "ray" else rank,
+    preflight_step2(settings.data_file, records, layout, engine.rank,
                     None if model is not None else settings.model_path, settings.video_root, settings.task,
-                    None if model is not None or settings.engine.name == "ray" else settings.device)
+                    None if model is not None or settings.engine.name != "local" else settings.device)
     items = plan_items(records, out, suffix(settings.record_format))
-    if settings.engine.name == "ray":
-        from revise_prep.pipeline.engines.ray import run_stage_ray
-
-        write_json(layout.config, {"step": "ar", "settings": asdict(settings), "world_size": 1})
-        return run_stage_ray(Step2Factory(settings), items, out, settings.engine, progress=settings.progress,
-                             keep_mismatched=keep_mismatched, decode_timeout=settings.decode_timeout,
-                             describe=describe, relative_paths=settings.relative_paths,
-                             retry_crashed=settings.retry_crashed)
-    model = model or load_ar_model(settings, rank)
-    if rank.is_main:
-        write_json(layout.config, {"step": "ar", "settings": asdict(settings), "world_size": rank.world_size})
-    stage = Step2Factory(settings).build(rank, model)
-    return run_stage(stage, items, out, rank, num_workers=settings.num_workers,
-                     progress=settings.progress, keep_mismatched=keep_mismatched,
-                     decode_timeout=settings.decode_timeout, describe=describe,
-                     relative_paths=settings.relative_paths, progress_interval=settings.progress_interval,
-                     retry_crashed=settings.retry_crashed)
-
-
-def describe(item: WorkItem) -> dict[str, str]:
-    return {"source": str(item.payload.record_path)}
+    if engine.rank.is_main:
+        write_json(layout.config, {"step": "ar", "settings": asdict(settings),
+                                   "world_size": engine.rank.world_size})
+    return engine.run(Step2Factory(settings), items, out,
+                      ExecutionSettings.of(settings, keep_mismatched=keep_mismatched), loaded=model)
 
 
 __all__ = ["ArSettings", "IMAGE_TOKEN_INDEX", "Step2Stage", "run_step2", "step1_records"]

@@ -1,11 +1,11 @@
 """The Ray engine: a Ray Data pipeline that decodes on CPU tasks anywhere and encodes on GPU (or CPU) actors.
 
-The driver plans exactly as the local engine (naming, duplicates and the resume check: ``plan_work``)
-and finishes exactly as it (``finish_run``: this run's report, then the merged list, failures and
-summary), as rank 0 of a world of 1, so a folder started with one engine resumes with the other.
+The driver plans exactly as the local engine (the resume check: ``plan_work``) and finishes exactly
+as it (``finish_run``: this run's report, then the merged list, failures and summary), as rank 0 of a
+world of 1, so a folder started with one engine resumes with the other.
 Between the two, every item to do is one row: a CPU task runs ``stage.decode`` (the stage ships
 without models), an encoder actor, which loads the models itself through the step's
-:class:`StageFactory`, runs ``stage.encode`` and writes the record atomically under its final name,
+:class:`StageFactory`, runs ``stage.encode`` and writes the record as the local engine does (``write_record``),
 and the driver collects one outcome per input index. A killed worker or node is redone by Ray's
 task and actor retries; a redone write replaces the same file with the same bytes, and an index
 reported twice is counted once.
@@ -18,36 +18,27 @@ import os
 import pickle
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from revise_prep.errors import ENCODE_ERROR, WRITE_ERROR, InputError, SampleError
 from revise_prep.pipeline.dist import RankInfo
+from revise_prep.pipeline.engines.base import failure_outcome, finish_run, plan_work, with_shape
+from revise_prep.pipeline.engines.local.workers import decode_one
+from revise_prep.pipeline.engines.writer import FatalWriteError, write_record
 from revise_prep.pipeline.locks import ShareLock
 from revise_prep.pipeline.progress import Notices, Progress
-from revise_prep.pipeline.runner import (Decoded, Stage, WorkItem, _failure, _with_shape, finish_run, plan_work,
-                                         stage_layout)
-from revise_prep.pipeline.workers import decode_one
-from revise_prep.pipeline.writer import FATAL_ERRNOS, FatalWriteError
-from revise_prep.records.atomic import atomic_write_bytes, clean_temporaries
-from revise_prep.records.formats import serialize
+from revise_prep.pipeline.stage import Decoded, Stage, StageFactory, WorkItem, describer, stage_layout
+from revise_prep.records.atomic import clean_temporaries
 from revise_prep.records.reports import Outcome
 from revise_prep.records.shapes import record_shape
-from revise_prep.settings import EngineSettings
+from revise_prep.settings import EngineSettings, ExecutionSettings
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "--engine ray needs Ray Data: pip install 'revise-prep[ray]'"
 ENCODER_CPUS = 1  # CPUs an encoder actor reserves (besides its GPU share)
 DECODE_MEMORY = 512 * 1024 ** 2  # memory a decode task reserves (two 81x480x832 uint8 clips and their pickle)
-
-
-class StageFactory(Protocol):
-    """Builds a step's stage from settings: without models (``rank=None``, for decoding) or with its models
-    loaded on this process's device (inside an encoder actor). Must be picklable (small settings only)."""
-
-    def build(self, rank: RankInfo | None) -> Stage: ...
 
 
 def import_ray():
@@ -122,17 +113,12 @@ def encode_and_write(stage: Stage, decoded: Decoded, fsync: bool = True) -> dict
     try:
         for path, extra in extras:
             try:
-                atomic_write_bytes(path, serialize(extra, path), fsync=fsync)
-            except OSError as err:
-                if err.errno in FATAL_ERRNOS:
-                    raise
+                write_record(path, extra, fsync=fsync)
+            except OSError as err:  # (not a FatalWriteError: that stops the run)
                 log.error("cannot write %s: %s", path, err)
-        atomic_write_bytes(item.path, serialize(record, item.path), fsync=fsync)
-    except OSError as err:
-        if err.errno in FATAL_ERRNOS:
-            return {**result, "status": "fatal", "message": f"cannot write {item.path}: {err.strerror} (free "
-                    "space / fix permissions, then re-run the same command to resume)"}
-        return {**result, "status": "failed", "error": SampleError(WRITE_ERROR, f"cannot write {item.path}: {err}")}
+        write_record(item.path, record, fsync=fsync)
+    except FatalWriteError as err:
+        return {**result, "status": "fatal", "message": str(err)}
     except Exception as err:  # noqa: BLE001 - a bad record must not stop the others
         return {**result, "status": "failed", "error": SampleError(WRITE_ERROR, f"cannot write {item.path}: {err}")}
     return {**result, "path": str(item.path), "shape": record_shape(record)}
@@ -162,33 +148,39 @@ def _signature(factory: StageFactory) -> dict[str, Any]:
 def _outcome(item: WorkItem, result: dict[str, Any], describe) -> Outcome:
     item.notes.update(result["notes"])  # e.g. prompt_truncated_from, set while encoding
     if result["status"] == "done":
-        return _with_shape(Outcome(index=item.index, name=item.name, status="done", path=result["path"],
-                                   **describe(item)), result.get("shape"))
-    return _failure(item, result["error"], describe(item))
+        return with_shape(Outcome(index=item.index, name=item.name, status="done", path=result["path"],
+                                  **describe(item)), result.get("shape"))
+    return failure_outcome(item, result["error"], describe(item))
 
 
-def run_stage_ray(factory: StageFactory, items: list[WorkItem], out: Path, engine: EngineSettings, *,
-                  progress: bool = True, keep_mismatched: bool = False, decode_timeout: float | None = None,
-                  describe: Callable[[WorkItem], dict] = lambda item: {}, relative_paths: bool = False,
-                  retry_crashed: bool = False) -> dict[str, Any] | None:
-    """Process every item of ``items`` into ``out`` on a Ray cluster; returns the merged summary."""
-    ray = import_ray()
-    layout = stage_layout(factory.build(None), out).prepare()
-    started = connect(engine)
-    rank = RankInfo()  # the driver is the whole world: one report, merged at once
-    try:
-        with ShareLock(layout.meta, rank.rank, rank.world_size):
-            return _run(ray, factory, items, out, engine, progress=progress, keep_mismatched=keep_mismatched,
-                        decode_timeout=decode_timeout, describe=describe, relative_paths=relative_paths,
-                        retry_crashed=retry_crashed)
-    finally:
-        if started:
-            ray.shutdown()
+class RayEngine:
+    """``--engine ray``: the driver plans, Ray Data decodes on CPU tasks and encodes on actors, the driver finishes."""
+
+    def __init__(self, settings: EngineSettings, rank: RankInfo | None = None) -> None:
+        import_ray()  # the install hint before anything is written
+        self.settings = settings
+        self.rank = RankInfo()  # the driver is the whole world: one report, merged at once
+
+    def run(self, factory: StageFactory, items: list[WorkItem], out: Path, settings: ExecutionSettings, *,
+            loaded=None) -> dict[str, Any] | None:
+        """Process every item of ``items`` into ``out`` on a Ray cluster; returns the merged summary. The
+        actors load the models themselves (``loaded`` is not used)."""
+        ray = import_ray()
+        layout = stage_layout(factory.build(None), out).prepare()
+        started = connect(self.settings)
+        try:
+            with ShareLock(layout.meta, self.rank.rank, self.rank.world_size):
+                return _run(ray, factory, items, out, self.settings, settings)
+        finally:
+            if started:
+                ray.shutdown()
 
 
-def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: EngineSettings, *, progress: bool,
-         keep_mismatched: bool, decode_timeout: float | None, describe, relative_paths: bool,
-         retry_crashed: bool) -> dict[str, Any] | None:
+ENGINE = RayEngine
+
+
+def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: EngineSettings,
+         settings: ExecutionSettings) -> dict[str, Any] | None:
     from ray.data import ActorPoolStrategy, DataContext
 
     rank = RankInfo()
@@ -198,9 +190,9 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
     signature = ray.get(ray.remote(**actor_args)(_signature).remote(factory))
     stage = factory.build(None)
     stage.signature = lambda: signature  # the driver's stage has no models; resume checks this signature
+    describe = describer(stage)
     notices = Notices(log)
-    plan = plan_work(stage, items, out, rank, keep_mismatched=keep_mismatched, describe=describe, notices=notices,
-                     retry_crashed=retry_crashed)
+    plan = plan_work(stage, items, out, rank, settings, notices)
     outcomes, todo = plan.outcomes, plan.todo
     by_index = {item.index: item for item in todo}
     got: dict[int, Outcome] = {}
@@ -215,13 +207,13 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
             # Ray Data retries tasks and restarts actors (retrying their batch) without limit by default: a
             # lost worker or node costs time, never a sample. The decode tasks' memory reservation also keeps
             # Ray Data from fusing them into the encoder actors: decoding stays on CPU tasks, anywhere.
-            ds = ds.map(_Decode(factory.build(None), decode_timeout), num_cpus=1, memory=DECODE_MEMORY)
+            ds = ds.map(_Decode(_decoding_stage(factory), settings.decode_timeout), num_cpus=1, memory=DECODE_MEMORY)
             # a fixed pool (one actor per GPU): models load once per actor, and every GPU works from the start
             ds = ds.map_batches(_Encoder, fn_constructor_kwargs={"factory": factory}, batch_size=1,
                                 compute=ActorPoolStrategy(size=actors), **actor_args)
             log.info("ray: %d sample(s) to do on %d encoder actor(s) (%s each)", len(todo), actors,
                      ", ".join(f"{k}={v:g}" for k, v in actor_args.items()))
-            bar = Progress(len(todo), stage.step, enabled=progress)
+            bar = Progress(len(todo), stage.step, enabled=settings.progress, interval=settings.progress_interval)
             try:
                 for row in ds.iter_rows():
                     result = pickle.loads(row["result"])
@@ -249,10 +241,16 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
     missing = sorted(set(by_index) - set(got))
     if missing:
         raise RuntimeError(f"ray: no result for sample(s) {missing[:10]}; re-run the same command to resume")
-    return finish_run(stage, out, rank, outcomes + list(got.values()), time.perf_counter() - start,
-                      relative_paths=relative_paths, reliability={"quarantined": plan.quarantined},
-                      processed=len(got))
+    return finish_run(stage, out, rank, outcomes + list(got.values()), time.perf_counter() - start, settings,
+                      {"quarantined": plan.quarantined}, processed=len(got))
 
 
-__all__ = ["INSTALL_HINT", "StageFactory", "connect", "encode_and_write", "import_ray",
-           "run_stage_ray"]
+def _decoding_stage(factory: StageFactory) -> Stage:
+    """The stage the decode tasks run (no models): one decoder thread each, as a task holds one CPU."""
+    stage = factory.build(None)
+    if hasattr(stage, "decoder_threads"):
+        stage.decoder_threads = 1
+    return stage
+
+
+__all__ = ["ENGINE", "INSTALL_HINT", "RayEngine", "connect", "encode_and_write", "import_ray"]

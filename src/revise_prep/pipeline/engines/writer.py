@@ -1,4 +1,8 @@
-"""Write records on a background thread so serialisation and disk I/O stay off the encode loop."""
+"""Write records: atomically under their final name, fsync'd; an error no later record can escape stops the run.
+
+:func:`write_record` is what every engine writes with; :class:`RecordWriter` runs it on a background
+thread so serialisation and disk I/O stay off the local engine's encode loop.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,18 @@ FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 
 class FatalWriteError(RuntimeError):
     """The output folder cannot take more records (disk full, read-only, permission denied)."""
+
+
+def write_record(path: Path, record: dict, *, fsync: bool = True) -> None:
+    """Serialise ``record`` and write it atomically to ``path``; raises :class:`FatalWriteError` when the folder
+    cannot take more records (any other error concerns this record only)."""
+    try:
+        atomic_write_bytes(path, serialize(record, path), fsync=fsync)
+    except OSError as err:
+        if err.errno in FATAL_ERRNOS:
+            raise FatalWriteError(f"cannot write {path}: {err.strerror} "
+                                  "(free space / fix permissions, then re-run the same command to resume)") from None
+        raise
 
 
 class RecordWriter:
@@ -50,14 +66,10 @@ class RecordWriter:
             if self.fatal is not None:  # drop silently: the run is stopping, these samples stay undone
                 continue
             try:
-                atomic_write_bytes(path, serialize(record, path), fsync=self._fsync)
-            except OSError as err:
-                if err.errno in FATAL_ERRNOS:
-                    self.fatal = FatalWriteError(f"cannot write {path}: {err.strerror} "
-                                                 "(free space / fix permissions, then re-run the same command to resume)")
-                    log.error("%s", self.fatal)
-                    continue
-                self._on_done(key, path, err)
+                write_record(path, record, fsync=self._fsync)
+            except FatalWriteError as err:
+                self.fatal = err
+                log.error("%s", self.fatal)
             except Exception as err:  # noqa: BLE001 - a bad record must not stop the others
                 self._on_done(key, path, err)
             else:

@@ -43,6 +43,7 @@ import torch
 import torch.multiprocessing
 
 from revise_prep.errors import DECODE_ERROR, DECODE_TIMEOUT, DECODER_CRASHED, SampleError
+from revise_prep.pipeline.stage import Decoded, map_tensors
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,6 @@ class PoolStats:
 
 def decode_one(decode: Decode, item, timeout: float | None = None):
     """``decode(item)``; anything it raises becomes the sample's failure (one bad video never stops the run)."""
-    from revise_prep.pipeline.runner import Decoded
-
     try:
         with _deadline(timeout, item):
             return decode(item)
@@ -160,8 +159,6 @@ def _raiser(err: Exception) -> Decode:
 def _prefault(decoded):
     """Map every page of the shared-memory frames here, off the encode loop (what pinning does on a GPU box):
     a received tensor is only mapped lazily, and its first read would page-fault in the encoder."""
-    from revise_prep.pipeline.runner import map_tensors
-
     map_tensors(decoded.data, _touch)
     return decoded
 
