@@ -36,9 +36,9 @@ from revise_prep.settings import FrameSettings, ModelSettings
 
 log = logging.getLogger(__name__)
 
-#: Distinct video files checked at most (an even random sample beyond), and the time the check may take once
-#: :data:`VIDEOS_AT_LEAST` are checked (a slow network filesystem).
-VIDEOS_AT_MOST = 50_000
+#: The video check looks at every distinct file, in a seeded random order, and stops after about
+#: :data:`VIDEOS_SECONDS` once :data:`VIDEOS_AT_LEAST` are checked (a slow network filesystem): what it checked
+#: is then an even sample of the input.
 VIDEOS_AT_LEAST = 1_000
 VIDEOS_SECONDS = 3.0
 #: Step-1 records ``ar`` opens to check their videos (evenly spread over the input).
@@ -207,7 +207,6 @@ def _existing(paths: list[str]) -> tuple[list[str], int]:
     :data:`VIDEOS_SECONDS` once :data:`VIDEOS_AT_LEAST` are checked."""
     order = list(paths)
     random.Random(0).shuffle(order)  # a check stopped early is still spread over the whole input
-    order = order[:VIDEOS_AT_MOST]
     missing: list[str] = []
     checked, start, threads = 0, time.monotonic(), 16
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="preflight") as pool:  # stat() waits on disk
