@@ -235,11 +235,11 @@ def check_videos(samples: list[Sample], video_root: str, records: Path) -> None:
     """Every video of the input exists (a sample of them for a big input on a slow filesystem). Paths are joined
     as strings: pathlib would cost seconds for 100,000 samples."""
     files: dict[str, tuple[Sample, str]] = {}
-    root = os.fspath(video_root)
+    prefix = os.path.join(os.fspath(video_root), "")  # the root and one separator: joined by concatenation
     for s in samples:
         for role, given in (("source", s.source), ("target", s.target)):
             if given is not None:
-                files.setdefault(given if os.path.isabs(given) else os.path.join(root, given), (s, role))
+                files.setdefault(given if given.startswith(os.sep) else prefix + given, (s, role))
     if not files:
         return
     missing, checked = _existing(list(files))
