@@ -58,6 +58,17 @@ def frames_signature(frames: FrameSettings) -> dict[str, Any]:
     return sig
 
 
+def per_record_keys(signature: dict[str, Any]) -> set[str]:
+    """Keys of a signature that each record sets for itself: the size with ``buckets``, the frame count with
+    ``frame_buckets`` (a record's meta holds its own; the resume check compares the bucket set instead)."""
+    keys = set()
+    if signature.get("buckets") is not None:
+        keys |= {"height", "width"}
+    if signature.get("frame_buckets") is not None:
+        keys.add("frame_num")
+    return keys
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     """Where the step-1 models come from and how they run."""
@@ -110,6 +121,9 @@ class RunSettings:
     engine: EngineSettings = EngineSettings()
     relative_paths: bool = False  # list file lines relative to its folder instead of absolute
     progress_interval: float = 30.0  # seconds between progress lines when stderr is not a terminal
+    relative_video_paths: bool = False  # video paths in records relative to video_root instead of absolute
+    min_bucket_records: int = 64  # buckets with fewer records are reported (see README, "Training on the records")
+    merge_small_buckets: bool = False  # their samples get the nearest bucket with enough samples (planned up front)
 
 
 @dataclass(frozen=True)

@@ -58,11 +58,11 @@ def models(wan_release):
     return WanVAE.load(wan_release, dtype="float32"), UMT5TextEncoder.load(wan_release, dtype="float32", text_len=32)
 
 
-def step1(data: Path, out: Path, frames: FrameSettings, models, num_workers: int = 0):
+def step1(data: Path, out: Path, frames: FrameSettings, models, num_workers: int = 0, **options):
     from revise_prep.pipeline.step1 import run_step1
 
     run = RunSettings(input=str(data / "pairs.json"), output_dir=str(out), video_root=str(data),
-                      num_workers=num_workers, progress=False)
+                      num_workers=num_workers, progress=False, **options)
     return run_step1(run, frames, ModelSettings(), loaded=models)
 
 
@@ -77,6 +77,25 @@ def bucketed(tmp_path_factory, data, wan_release) -> Path:
 
 def by_index(out: Path, list_name: str = "vae_features.txt") -> dict[int, dict]:
     return {(rec := load_record(p))["meta"]["sample_index"]: rec for p in (sidecar_of(out) / list_name).read_text().splitlines()}
+
+
+def assert_meta_describes(rec: dict) -> None:
+    """Every size, frame count and interval in meta is the one the record was made with: the tensors' shapes
+    (the tiny VAE: 4x in time, 8x in space), the frame indices taken, the bucket."""
+    meta = rec["meta"]
+    s = meta["settings"] if "frame_num" in meta["settings"] else meta["vae_settings"]  # ar: step 1's settings
+    f, h, w = s["frame_num"], s["height"], s["width"]
+    assert rec["frame_num"] == f
+    for key in ("latent_feature", "latent_features", "latent_feature_tgt"):
+        if key in rec:
+            assert tuple(rec[key].shape[1:]) == ((f - 1) // 4 + 1, h // 8, w // 8), key
+    if "bucket" in meta:
+        assert meta["bucket"]["size"] == [h, w] and meta["bucket"]["frame_num"] == f
+    for role, v in meta["videos"].items():
+        indices = v["indices"]
+        assert len(indices) == f and indices[0] == s["skip"], role
+        assert all(b - a == v["interval"] for a, b in zip(indices, indices[1:])), role
+        assert v["requested_interval"] == s["interval"] >= v["interval"] >= 1, role
 
 
 def reference_clip(path: Path, n: int, interval: int, h: int, w: int) -> tuple[torch.Tensor, int]:
@@ -111,6 +130,7 @@ def test_each_sample_gets_its_bucket_and_the_original_rule_at_that_size(bucketed
         src, tgt = PAIRS[index]
         bucket = rec["meta"]["bucket"]
         assert (bucket["size"], bucket["frame_num"], rec["frame_num"]) == ([h, w], n, n), index
+        assert_meta_describes(rec)
         assert "size_reason" in bucket and "frame_reason" in bucket
         for key, video in (("latent_feature", src), ("latent_feature_tgt", tgt)):
             if video is None:
@@ -137,13 +157,18 @@ def test_shape_lists_and_summary(bucketed):
         assert len({tuple(load_record(p)["latent_feature"].shape) for p in lines}) == 1
     summary = json.loads((sidecar_of(bucketed) / "summary.json").read_text())
     assert summary["buckets"] == {s: len(i) for s, i in groups.items()}
+    assert summary["min_bucket_records"] == 64 and summary["small_buckets"] == summary["buckets"]  # all tiny
     from revise_prep.records.inspect import inspect_list
 
     info = inspect_list(sidecar_of(bucketed) / "vae_features.txt")
     assert info["buckets"] == summary["buckets"] and info["warnings"]  # the full list mixes shapes
-    assert inspect_list(sidecar_of(bucketed) / "vae_features.9x32x48.txt")["warnings"] == []
-    out = cli("inspect", str(sidecar_of(bucketed) / "vae_features.txt")).stdout
-    assert "WARNING: latent_feature has 4 different shapes" in out and "2 x 5x32x48" in " ".join(out.split())
+    assert info["small_buckets"] == summary["small_buckets"]  # under the default 64
+    assert inspect_list(sidecar_of(bucketed) / "vae_features.9x32x48.txt", min_bucket_records=2)["warnings"] == []
+    assert len(inspect_list(sidecar_of(bucketed) / "vae_features.9x32x48.txt", min_bucket_records=3)["warnings"]) == 1
+    out = cli("inspect", str(sidecar_of(bucketed) / "vae_features.txt"), "--min-bucket-records", "2").stdout
+    out = " ".join(out.split())
+    assert "WARNING: latent_feature has 4 different shapes" in out and "2 x 5x32x48" in out
+    assert "WARNING: 1 of 4 buckets hold fewer than 2 records (9x32x32 1)" in out
 
 
 def test_resume_keeps_shapes_and_bucket_set_is_in_the_signature(bucketed, data, models, tmp_path):
@@ -184,6 +209,8 @@ def test_without_flags_nothing_changes(data, models, tmp_path):
     same = by_index(one)
     for index, rec in records.items():
         meta = rec["meta"]
+        assert_meta_describes(rec)
+        assert_meta_describes(same[index])
         assert "bucket" not in meta and not {"buckets", "frame_buckets"} & set(meta["settings"])
         assert same[index]["meta"]["bucket"]["size"] == [32, 48]
         for key in rec:
@@ -193,6 +220,8 @@ def test_without_flags_nothing_changes(data, models, tmp_path):
                     (torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b), (index, key)
         assert {k: v for k, v in same[index]["meta"].items() if k not in ("bucket", "settings")} == \
             {k: v for k, v in meta.items() if k != "settings"}
+        assert {k: v for k, v in same[index]["meta"]["settings"].items() if k not in ("buckets", "frame_buckets")} \
+            == meta["settings"]  # the one bucket's size and count are the plain run's
 
 
 def test_ar_and_run_keep_the_buckets(bucketed, data, wan_release, tmp_path):
@@ -209,6 +238,8 @@ def test_ar_and_run_keep_the_buckets(bucketed, data, wan_release, tmp_path):
     ar_lists = {p.name.removeprefix("ar_features.").removesuffix(".txt"): [Path(x).stem for x in p.read_text().splitlines()]
                 for p in (tmp_path / "ar").glob("ar_features.*.txt")}
     assert ar_lists == step1_lists and summary["buckets"] == {k: len(v) for k, v in step1_lists.items()}
+    for line in (tmp_path / "ar" / "ar_features.txt").read_text().splitlines():
+        assert_meta_describes(load_record(line))
     frames = FrameSettings(frame_num=9, interval=2, buckets=((32, 48), (48, 32), (32, 32)), frame_buckets=(9, 5))
     run = RunSettings(input=str(data / "pairs.json"), output_dir=str(tmp_path / "run"), video_root=str(data),
                       num_workers=0, progress=False, record_format="safetensors")
@@ -219,9 +250,48 @@ def test_ar_and_run_keep_the_buckets(bucketed, data, wan_release, tmp_path):
                  for p in folder.glob(f"{stem}.*.txt")}
         assert lists == step1_lists, folder
     assert summary["buckets"] == {k: len(v) for k, v in step1_lists.items()}
+    for line in (tmp_path / "run" / "train_list.txt").read_text().splitlines():
+        assert_meta_describes(load_record(line))
     shutil.rmtree(tmp_path / "run" / ".done")  # resume reads every record's (JSON) meta
     again = run_onepass(run, frames, models, ArOptions(model_path=str(vila)))
     assert again["by_status"] == {"resumed": 7, "skipped": 1} and again["buckets"] == summary["buckets"]
+
+
+def test_merge_small_buckets(data, models, tmp_path, caplog):
+    """--merge-small-buckets: planned before encoding (bucket_plan.json), the merged sample is the original's rule
+    at its new bucket, summary and log name what is left small, resume follows the plan in the file."""
+    vae, _ = models
+    frames = FrameSettings(frame_num=9, interval=2, buckets=((32, 48), (48, 32), (32, 32)), frame_buckets=(9, 5))
+    out = tmp_path / "merged"
+    summary = step1(data, out, frames, models, merge_small_buckets=True, min_bucket_records=2)
+    records = by_index(out)
+    square = records[2]  # its own bucket, 9x32x32, would hold it alone
+    assert square["meta"]["bucket"]["size"] == [32, 48] and square["meta"]["bucket"]["merged_from"] == "9x32x32"
+    assert_meta_describes(square)
+    clip, _ = reference_clip(data / "square.mp4", 9, 2, 32, 48)
+    assert torch.equal(square["latent_feature"], vae.encode(clip.permute(1, 0, 2, 3)[None])[0])
+    for index, (h, w, n) in EXPECTED.items():
+        if index != 2:
+            assert (records[index]["meta"]["bucket"]["size"], records[index]["frame_num"]) == ([h, w], n), index
+            assert "merged_from" not in records[index]["meta"]["bucket"]
+    assert summary["buckets"] == {"5x32x48": 2, "9x32x48": 3, "9x48x32": 2} and "small_buckets" not in summary
+    assert summary["merged_buckets"] == {"9x32x32": {"9x32x48": 1}}
+    plan = json.loads((sidecar_of(out) / "bucket_plan.json").read_text())
+    assert plan["moved"] == {"2": "9x32x32"} and plan["own"]["9x32x32"] == 1
+    again = step1(data, out, frames, models, merge_small_buckets=True, min_bucket_records=2)
+    assert again["by_status"].get("resumed") == 7 and "done" not in again["by_status"]
+    plan["samples"]["2"] = "9x48x32"  # what another rank published first: every rank and resume follows the file
+    (sidecar_of(out) / "bucket_plan.json").write_text(json.dumps(plan))
+    again = step1(data, out, frames, models, merge_small_buckets=True, min_bucket_records=2)
+    assert again["by_status"].get("done") == 1 and again["by_status"].get("resumed") == 6  # the square is redone
+    assert by_index(out)[2]["meta"]["bucket"]["size"] == [48, 32]
+    with caplog.at_level("WARNING", logger="revise_prep"):  # another minimum: another plan, only moved ones redone
+        again = step1(data, out, frames, models, merge_small_buckets=True, min_bucket_records=3)
+    # no bucket has 3 samples: none to join, the square pair goes back to its own bucket; all four are named
+    assert again["buckets"] == again["small_buckets"] == {"5x32x48": 2, "9x32x32": 1, "9x32x48": 2, "9x48x32": 2}
+    assert again["by_status"].get("done") == 1 and again["by_status"].get("resumed") == 6
+    assert again["merged_buckets"] == {} and by_index(out)[2]["meta"]["bucket"]["size"] == [32, 32]
+    assert "4 of 4 buckets hold fewer than 3 records (--min-bucket-records): 5x32x48 2, 9x32x32 1" in caplog.text
 
 
 @pytest.mark.parametrize("frames", [FrameSettings(frame_num=9, interval=2, buckets=((32, 48), (48, 32)),

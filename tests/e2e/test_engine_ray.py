@@ -108,6 +108,10 @@ def test_ray_records_equal_local(outputs, step, list_name, count):
     config = json.loads((folder / "config.json").read_text())
     engine = (config.get("run") or config.get("settings"))["engine"]
     assert engine["name"] == "ray"
+    key = "video_path" if step == "vae" else "video_path_tgt"  # the file read, named the same by both engines
+    for line in (folder / list_name).read_text().splitlines():
+        rec = load_record(line)
+        assert Path(rec[key]).is_absolute() and Path(rec[key]).is_file(), rec[key]
 
 
 def test_ray_keeps_intermediate_records(outputs):

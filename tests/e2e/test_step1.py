@@ -58,7 +58,9 @@ def test_records_have_exact_keys_and_values(step1, dataset, wan_release):
     listed = (sidecar_of(step1) / "vae_features.txt").read_text().splitlines()
     rec = load_record(listed[1])  # pair 1: b_src (80x48) -> b_tgt (64x40)
     assert set(rec) == set(STEP1_KEYS) | {"meta"}
-    assert rec["prompt"] == "Make the shapes glow." and rec["video_path"] == "videos/b_src.mp4"
+    assert rec["prompt"] == "Make the shapes glow." and rec["video_path"] == str(dataset / "videos" / "b_src.mp4")
+    assert rec["meta"]["videos"]["source"]["path"] == "videos/b_src.mp4"  # the input's own spelling
+    assert rec["meta"]["videos"]["target"]["file"] == str(dataset / "videos" / "b_tgt.mp4")
     assert rec["frame_num"] == 5 and isinstance(rec["text_emb"], list) and len(rec["text_emb"]) == 1
     assert rec["latent_feature"].shape == (16, 2, 4, 6) and rec["latent_feature"].dtype == torch.float32
     meta = rec["meta"]

@@ -116,7 +116,7 @@ def test_final_records_exact(step1, step2, dataset, vila):
         kinds.append(edit)
         assert set(rec) - {"meta"} == (FINAL_KEYS if edit else FINAL_KEYS - {"latent_feature_tgt"})
         assert not has_tensor(rec["meta"]) and rec["meta"]["step"] == "ar"
-        assert rec["video_path_tgt"] == src["video_path"] and rec["video_path_tgt"].startswith("videos/")
+        assert rec["video_path_tgt"] == src["video_path"] == str(dataset / src["meta"]["videos"]["source"]["path"])
         assert rec["prompt"] == src["prompt"] and rec["frame_num"] == src["frame_num"] == 5
         assert isinstance(rec["t5_emb"], list) and len(rec["t5_emb"]) == 1
         assert torch.equal(rec["t5_emb"][0], src["text_emb"][0])

@@ -41,3 +41,32 @@ def test_help_lists_the_presets(capsys):
         build_parser().parse_args(["vae", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "wan-480p = 480x832, 832x480, 624x624, 544x720, 720x544" in text and "wan-720p" in text
+
+
+def test_small_bucket_and_video_path_options(tmp_path, capsys):
+    parser = build_parser()
+    args = parser.parse_args(["run", "--input", "a.json", "--output-dir", "o", "--model-path", "m"])
+    run = options.run_settings(args)
+    assert (run.min_bucket_records, run.merge_small_buckets, run.relative_video_paths) == (64, False, False)
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text("input: a.json\noutput_dir: o\nmerge-small-buckets: true\nmin_bucket_records: 8\n")
+    run = options.run_settings(parser.parse_args(expand_config(parser, ["vae", "--config", str(cfg),
+                                                                        "--relative-video-paths"])))
+    assert (run.min_bucket_records, run.merge_small_buckets, run.relative_video_paths) == (8, True, True)
+    ar = parser.parse_args(["ar", "--data-file", "d", "--result-folder", "r", "--model-path", "m",
+                            "--min-bucket-records", "16", "--relative-video-paths"])
+    assert (ar.min_bucket_records, ar.relative_video_paths, hasattr(ar, "merge_small_buckets")) == (16, True, False)
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["vae", "--input", "a.json", "--output-dir", "o", "--min-bucket-records", "0"])
+    assert exc.value.code == 2 and "--min-bucket-records" in capsys.readouterr().err
+
+
+def test_merging_needs_buckets(tmp_path):
+    from revise_prep.errors import InputError
+    from revise_prep.pipeline.bucket_plan import plan_buckets
+    from revise_prep.settings import FrameSettings, RunSettings
+
+    run = RunSettings(input=str(tmp_path / "a.json"), output_dir=str(tmp_path / "o"), merge_small_buckets=True)
+    with pytest.raises(InputError, match="needs --buckets or --frame-buckets"):
+        plan_buckets(run, FrameSettings(), tmp_path)
+    assert plan_buckets(RunSettings(input="a.json", output_dir="o"), FrameSettings(), tmp_path) is None

@@ -38,6 +38,27 @@ def test_check_record_states(tmp_path):
     assert resume.check_record(tmp_path / "ok.pkl", "ar", SETTINGS)[0] == resume.INVALID  # lacks step-2 keys
 
 
+def test_bucketed_records_hold_their_own_size_and_frame_count(tmp_path):
+    """With buckets, meta.settings holds the record's own size / frame count (not the run's unused
+    --target-size / --frame-num): still valid; records of the earlier meta (the run's values) too."""
+    run = {"frame_num": 81, "height": 480, "width": 832, "interval": 3, "buckets": ["32x48", "48x32"],
+           "frame_buckets": [9, 5], "vae": "x"}
+    write(tmp_path / "own.pkl", {**run, "frame_num": 5, "height": 48, "width": 32})
+    write(tmp_path / "earlier.pkl", run)
+    for name in ("own.pkl", "earlier.pkl"):
+        assert resume.check_record(tmp_path / name, "vae", run) == (resume.VALID, ""), name
+    write(tmp_path / "interval.pkl", {**run, "frame_num": 5, "interval": 2})  # other keys are still compared
+    assert resume.check_record(tmp_path / "interval.pkl", "vae", run)[0] == resume.MISMATCHED
+    write(tmp_path / "set.pkl", {**run, "buckets": ["32x48"]})
+    assert resume.check_record(tmp_path / "set.pkl", "vae", run)[0] == resume.MISMATCHED
+    sizes_only = {k: v for k, v in run.items() if k != "frame_buckets"}  # --buckets alone: the count is the run's
+    write(tmp_path / "count.pkl", {**sizes_only, "frame_num": 5})
+    assert resume.check_record(tmp_path / "count.pkl", "vae", sizes_only)[0] == resume.MISMATCHED
+    plain = {"frame_num": 5, "height": 32, "width": 48, "vae": "x"}  # without buckets every key is compared
+    write(tmp_path / "plain.pkl", {**plain, "height": 48})
+    assert resume.check_record(tmp_path / "plain.pkl", "vae", plain)[0] == resume.MISMATCHED
+
+
 def test_done_index_trusts_only_unchanged_files(tmp_path):
     write(tmp_path / "a.pkl")
     sig = resume.signature_hash(SETTINGS)

@@ -59,3 +59,23 @@ def test_convert_does_not_overwrite_unless_asked(tmp_path, caplog):
     (tmp_path / "r.safetensors").unlink()
     assert main(["convert", str(tmp_path / "list.txt"), "--to", "safetensors"]) == 1
     assert (tmp_path / "list.safetensors.txt").read_text() == "keep me\n" and not (tmp_path / "r.safetensors").exists()
+
+
+def test_convert_writes_the_per_shape_lists(tmp_path):
+    """A list file of bucketed records converts into a list plus one list per shape beside it, as the run wrote."""
+    from revise_prep.records.shapes import shape_list_path, sibling_shape_lists
+
+    paths, shapes = [], ["9x32x48", "5x48x32", "9x32x48"]
+    for i, shape in enumerate(shapes):
+        f, h, w = map(int, shape.split("x"))
+        rec = {**record(), "meta": {"bucket": {"size": [h, w], "frame_num": f}}}
+        atomic_write_bytes(tmp_path / f"r{i}.pkl", serialize(rec, "r.pkl"))
+        paths.append(str(tmp_path / f"r{i}.pkl"))
+    write_list(tmp_path / "train_list.txt", paths)
+    assert main(["convert", str(tmp_path / "train_list.txt"), "--to", "safetensors", "--output-dir",
+                 str(tmp_path / "st")]) == 0
+    converted = tmp_path / "st" / "train_list.safetensors.txt"
+    lines = read_list(converted)
+    assert sorted(sibling_shape_lists(converted)) == ["5x48x32", "9x32x48"]
+    for shape in ("9x32x48", "5x48x32"):
+        assert read_list(shape_list_path(converted, shape)) == [p for p, s in zip(lines, shapes) if s == shape]

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from revise_prep.settings import FrameSettings, frames_signature
-from revise_prep.video.buckets import (PRESETS, choose_bucket, choose_frame_count, parse_buckets, parse_frame_buckets,
-                                       plan_sample)
+from revise_prep.video.buckets import (PRESETS, choose_bucket, choose_frame_count, merge_small_buckets,
+                                       parse_buckets, parse_frame_buckets, plan_sample)
 
 sizes = st.tuples(st.integers(1, 60).map(lambda n: 16 * n), st.integers(1, 60).map(lambda n: 16 * n))
 bucket_sets = st.lists(sizes, min_size=1, max_size=7, unique=True)
@@ -107,3 +107,53 @@ def test_signature_omits_unset_bucket_keys():
                                        if k not in ("buckets", "frame_buckets")}
     sig = frames_signature(FrameSettings(buckets=((32, 48),), frame_buckets=(5,), frame_num=5))
     assert sig["buckets"] == ["32x48"] and sig["frame_buckets"] == [5]
+
+
+LAND, PORT, SQUARE = (40, 64), (64, 40), (48, 48)  # source displayed (height, width)
+
+
+def test_merge_small_buckets_examples():
+    sizes = ((32, 48), (48, 32), (32, 32))
+    samples = [(LAND, (9, 32, 48))] * 5 + [(LAND, (5, 32, 48))] * 4 + [(PORT, (9, 48, 32))] + \
+        [(SQUARE, (9, 32, 32))] * 2 + [None]
+    merged = merge_small_buckets(samples, sizes, 4)
+    # each goes to the nearest bucket with enough samples that it can serve, the most frames first; the square
+    # pair is as far from 32x48 as from 48x32 and goes to the first listed
+    assert merged == [(9, 32, 48)] * 5 + [(5, 32, 48)] * 4 + [(9, 32, 48)] * 3 + [None]
+    assert merge_small_buckets(samples, sizes, 1) == [None if s is None else s[1] for s in samples]
+    # the same aspect with fewer frames before another aspect
+    samples = [(LAND, (9, 32, 48))] * 2 + [(LAND, (5, 32, 48))] * 6 + [(SQUARE, (9, 32, 32))] * 6
+    assert merge_small_buckets(samples, sizes, 4)[:2] == [(5, 32, 48)] * 2
+    # never more frames than the sample's videos serve, and never into a bucket that is small too: it stays
+    samples = [(LAND, (5, 32, 48))] + [(LAND, (9, 32, 48))] * 6 + [(SQUARE, (9, 32, 32))] * 3
+    assert merge_small_buckets(samples, sizes, 4) == [(5, 32, 48)] + [(9, 32, 48)] * 9
+
+
+bucket_samples = st.lists(st.one_of(st.none(), st.tuples(
+    st.sampled_from([LAND, PORT, SQUARE, (30, 40), (72, 168)]),
+    st.tuples(st.sampled_from([5, 9, 17]), st.sampled_from([(32, 48), (48, 32), (32, 32)])).map(
+        lambda t: (t[0], *t[1])))), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(bucket_samples, st.integers(1, 8), st.randoms(use_true_random=False))
+def test_merge_small_buckets_invariants(samples, minimum, rng):
+    from collections import Counter
+
+    sizes = ((32, 48), (48, 32), (32, 32))
+    merged = merge_small_buckets(samples, sizes, minimum)
+    own = Counter(s[1] for s in samples if s is not None)
+    final = Counter(b for b in merged if b is not None)
+    for s, b in zip(samples, merged):
+        if s is None:
+            assert b is None
+            continue
+        assert b[0] <= s[1][0] and b[1:] in sizes  # never more frames than its own bucket's
+        if b != s[1]:  # only samples of small buckets move, and only to one that had enough on its own
+            assert own[s[1]] < minimum <= own[b]
+        elif own[b] < minimum:  # left in a small bucket: no bucket with enough samples serves it
+            assert not any(n >= minimum and c[0] <= s[1][0] for c, n in own.items())
+    order = list(range(len(samples)))
+    rng.shuffle(order)
+    again = merge_small_buckets([samples[i] for i in order], sizes, minimum)
+    assert again == [merged[i] for i in order]  # depends on the samples, not on their order

@@ -46,6 +46,7 @@ def register(sub) -> None:
     g.add_argument("--no-auto-rotate", dest="auto_rotate", action="store_false",
                    help="keep the stored orientation of videos with a display matrix (the original's decord "
                         "turns them upright, as this step does by default)")
+    options.add_bucket_options(p, merge=False)
     options.add_execution_options(p)
     p.set_defaults(func=run)
 
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
                           decode_timeout=args.decode_timeout, record_format=args.record_format,
                           progress=args.progress, relative_paths=args.relative_paths,
                           progress_interval=args.progress_interval, engine=options.engine_settings(args),
-                          max_video_pixels=args.max_video_pixels, retry_crashed=args.retry_crashed)
+                          max_video_pixels=args.max_video_pixels, retry_crashed=args.retry_crashed,
+                          relative_video_paths=args.relative_video_paths, min_bucket_records=args.min_bucket_records)
     summary = run_step2(settings, keep_mismatched=args.keep_mismatched)
     return run_status(summary)

@@ -37,16 +37,18 @@ def run(args: argparse.Namespace) -> int:
     from revise_prep.records.reader import DamagedRecordError, load_record
     from revise_prep.records.safe_pickle import UnsafePickleError
     from revise_prep.records.reports import write_list
+    from revise_prep.records.shapes import record_shape, write_shape_lists
 
     source = Path(args.input)
     out_dir = Path(args.output_dir) if args.output_dir else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
-    written, failed = [], 0
+    written, shapes, failed = [], [], 0
     targets = []
     for path in _inputs(source):
         folder = out_dir or path.parent
-        targets.append((path, folder / (writable_name(path.stem, name_budget(folder, suffix(args.to))) + suffix(args.to))))
+        name = writable_name(path.stem, name_budget(folder, suffix(args.to))) + suffix(args.to)
+        targets.append((path, folder / name))
     list_out = None
     if source.is_file() and source.suffix not in (".pkl", ".safetensors"):
         list_out = (out_dir or source.parent) / f"{source.stem}.{args.to}.txt"
@@ -58,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for path, target in targets:
         try:
-            atomic_write_bytes(target, serialize(load_record(path), target))
+            record = load_record(path)
+            atomic_write_bytes(target, serialize(record, target))
         except (DamagedRecordError, UnsafePickleError) as err:  # the message names the file
             log.error("%s", err)
             failed += 1
@@ -68,8 +71,12 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             continue
         written.append(str(target.resolve()))
+        shapes.append(record_shape(record))
     if list_out is not None:
         write_list(list_out, written)
         log.info("list file: %s", list_out)
+        buckets = write_shape_lists(list_out, zip(written, shapes))  # one per shape beside it, as vae/ar/run write
+        if buckets:
+            log.info("per-shape lists beside it: %s", ", ".join(f"{s} ({n})" for s, n in buckets.items()))
     log.info("converted %d record(s) to %s, %d failed", len(written), args.to, failed)
     return 1 if failed else 0

@@ -15,6 +15,8 @@ def register(sub) -> None:
                        description=__doc__)
     p.add_argument("path", help="a record (.pkl / .safetensors) or a list file (.txt)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--min-bucket-records", type=int, default=64, metavar="N",
+                   help="a list's buckets with fewer records are named (as vae/ar/run do)")
     p.set_defaults(func=run)
 
 
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{path}: {'a folder; pass a record or a list file' if path.is_dir() else 'no such file'}")
     single = path.suffix in (".pkl", ".safetensors")
     try:
-        info = inspect_record(path) if single else inspect_list(path)
+        info = inspect_record(path) if single else inspect_list(path, args.min_bucket_records)
     except (ValueError, UnsafePickleError) as err:  # damaged, refused, or not a list file: a problem found
         log.error("%s", err if single else f"{path}: cannot read it as a list file: {err}")
         return 1

@@ -142,6 +142,34 @@ def add_output_format_options(g) -> None:
     g.add_argument("--relative-paths", action="store_true",
                    help="write the list file's record paths relative to the list file's folder instead of "
                         "absolute (absolute paths read from any working folder, as ReViSE's loader opens them)")
+    g.add_argument("--relative-video-paths", action="store_true",
+                   help="write the video paths in the records (video_path, video_path_tgt) relative to "
+                        "--video-root instead of absolute; relative ones open only from that folder")
+
+
+def add_bucket_options(p: argparse.ArgumentParser, *, merge: bool) -> None:
+    """Small-bucket reporting (every command that writes records) and, with ``merge``, merging (vae, run)."""
+    d = RunSettings(input="", output_dir="")
+    g = p.add_argument_group("small buckets")
+    g.add_argument("--min-bucket-records", type=_argtype(_positive_int), default=d.min_bucket_records, metavar="N",
+                   help="buckets (per-shape lists) with fewer records are named in summary.json and the log: under "
+                        "drop_last a bucket smaller than a batch gives no batch at all")
+    if merge:
+        g.add_argument("--merge-small-buckets", action="store_true",
+                       help="with --buckets / --frame-buckets: give the samples of buckets smaller than "
+                            "--min-bucket-records the nearest bucket with enough samples that their videos can "
+                            "serve (same aspect with fewer frames first; none: they keep theirs), decided before "
+                            "encoding from a probe of every sample (bucket_plan.json beside the reports)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected a whole number (got {text!r})") from None
+    if value < 1:
+        raise ValueError(f"must be at least 1 (got {value})")
+    return value
 
 
 def add_execution_options(p: argparse.ArgumentParser) -> None:
@@ -213,4 +241,6 @@ def run_settings(args: argparse.Namespace) -> RunSettings:
                        max_video_pixels=args.max_video_pixels, retry_crashed=args.retry_crashed,
                        record_format=args.record_format,
                        progress=args.progress, relative_paths=args.relative_paths,
-                       progress_interval=args.progress_interval, engine=engine_settings(args))
+                       progress_interval=args.progress_interval, engine=engine_settings(args),
+                       relative_video_paths=args.relative_video_paths, min_bucket_records=args.min_bucket_records,
+                       merge_small_buckets=args.merge_small_buckets)

@@ -25,6 +25,7 @@ def register(sub) -> None:
     g.add_argument("--keep-intermediate", action="store_true",
                    help="also write the step-1 records under <output-dir>/vae_features/ (records only, as step 1 "
                         "writes them; their list file in <output-dir>/vae_features.revise-prep/)")
+    options.add_bucket_options(p, merge=True)
     options.add_execution_options(p)
     p.set_defaults(func=run)
 

@@ -21,6 +21,7 @@ def register(sub) -> None:
                                         "<output-dir>.revise-prep/ beside it")
     options.add_frame_options(p)
     options.add_model_options(p)
+    options.add_bucket_options(p, merge=True)
     options.add_execution_options(p)
     p.set_defaults(func=run)
 

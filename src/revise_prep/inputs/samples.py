@@ -12,13 +12,19 @@ def resolve_path(path: str, root: str | os.PathLike[str]) -> Path:
     return Path(path) if os.path.isabs(path) else Path(root) / path
 
 
+def record_video_path(file: str | os.PathLike[str], relative_to: str | os.PathLike[str] | None = None) -> str:
+    """How a record names a video it was made from: the file that was read, as an absolute path (it opens from
+    any working folder), or with ``relative_to`` (``--relative-video-paths``: the video root) relative to it."""
+    file = Path(file).absolute()
+    return os.path.relpath(file, Path(relative_to).absolute()) if relative_to is not None else str(file)
+
+
 @dataclass(frozen=True)
 class Sample:
     """One entry of the input list.
 
-    ``source``/``target`` are the paths exactly as written in the input (they go into the
-    records unchanged); ``video_root`` resolves relative ones. ``target`` is None for a
-    caption (text-to-video) sample.
+    ``source``/``target`` are the paths exactly as written in the input (records keep them in their
+    meta); ``video_root`` resolves relative ones. ``target`` is None for a caption (text-to-video) sample.
     """
 
     index: int

@@ -20,13 +20,14 @@ from revise_prep.inputs import Sample
 from revise_prep.models.vila import AR_NUM_FRAMES, black_frames, read_checkpoint, resolve_task
 from revise_prep.models.vila.frames import sample_indices
 from revise_prep.models.vila.inputs import VilaInputs
+from revise_prep.pipeline.bucket_plan import plan_buckets, report_small_buckets
 from revise_prep.pipeline.dist import RankInfo
 from revise_prep.pipeline.engines import get_engine
 from revise_prep.pipeline.merge import write_json
 from revise_prep.pipeline.preflight import preflight_onepass
 from revise_prep.pipeline.stage import Decoded, WorkItem
 from revise_prep.pipeline.step1 import LIST_NAME as STEP1_LIST_NAME
-from revise_prep.pipeline.step1 import Step1Stage, load_step1_models, plan_items, read_input
+from revise_prep.pipeline.step1 import Step1Stage, load_step1_models, plan_items, read_input, record_settings
 from revise_prep.pipeline.step2 import ArSettings, load_ar_model
 from revise_prep.records.formats import suffix
 from revise_prep.records.layout import OutputLayout
@@ -130,7 +131,8 @@ class OnePassStage(Step1Stage):
         data = decoded.data
         step1 = self._encode_step1(decoded.item, data["clips"])
         vlm = self.vila.encode_pixels(data["task"], step1["prompt"], data["pixels"])
-        meta = {"step": "run", "settings": self.signature(), "ar": {"task": data["task"]}}
+        meta = {"step": "run", "settings": record_settings(self.signature(), decoded.item),
+                "ar": {"task": data["task"]}}
         record = ar_record(step1, vlm, meta)
         extras = []
         if self.keep_intermediate is not None:
@@ -163,6 +165,7 @@ class OnePassFactory:
         stage = OnePassStage(self.frames, vae, t5, vila, self.ar, min_prompt_len=self.run.min_prompt_len,
                              keep_intermediate=self.keep_intermediate)
         stage.max_video_pixels = self.run.max_video_pixels
+        stage.relative_video_paths = self.run.relative_video_paths
         return stage
 
 
@@ -177,6 +180,7 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
     preflight_onepass(run.input, samples, problems, frames, layout, engine.rank, None if loaded else models,
                       None if loaded else ar.model_path, run.video_root, ar.device,
                       local=run.engine.name == "local")
+    plan = plan_buckets(run, frames, layout.meta)  # --merge-small-buckets: every sample's bucket, up front
     inter_layout = OutputLayout.for_output(out / INTERMEDIATE_DIR, STEP1_LIST_NAME, records_only=True)
     if keep_intermediate:
         inter_layout.prepare()  # records only: the original step 2 can read it
@@ -186,7 +190,7 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
                                    "models": asdict(models), "ar": asdict(ar),
                                    "keep_intermediate": keep_intermediate,
                                    "world_size": engine.rank.world_size})
-    items = plan_items(samples, problems, out, suffix(run.record_format))
+    items = plan_items(samples, problems, out, suffix(run.record_format), plan)
     summary = engine.run(OnePassFactory(run, frames, models, ar, inter), items, out,
                          ExecutionSettings.of(run, keep_mismatched=keep_mismatched), loaded=loaded)
     if summary is not None and inter is not None:
@@ -197,4 +201,4 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
                     for line in path.read_text().splitlines()}
         write_shape_lists(inter_layout.list_file, [(p, shape_of.get(Path(p).name)) for p in kept],
                           relative=run.relative_paths)
-    return summary
+    return report_small_buckets(summary, layout.meta, run.min_bucket_records, plan)

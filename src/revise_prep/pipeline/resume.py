@@ -11,6 +11,7 @@ from typing import Any
 
 from revise_prep.records.reader import load_record
 from revise_prep.records.schema import META_KEY, missing_keys
+from revise_prep.settings import per_record_keys
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ def check_record(path: Path, step: str, settings: dict[str, Any], keep: dict[str
     if not isinstance(meta, dict) or meta.get("step") != step:
         return MISMATCHED, "no revise-prep meta (made by another tool or step)"
     theirs = meta.get("settings", {})
-    diff = sorted(k for k in set(settings) | set(theirs) if settings.get(k) != theirs.get(k))
+    own = per_record_keys(settings)  # with buckets each record holds its own size / frame count (the bucket set
+    # itself is compared: another set differs there)
+    diff = sorted(k for k in set(settings) | set(theirs) if k not in own and settings.get(k) != theirs.get(k))
     if diff:
         return MISMATCHED, "made with other settings: " + "; ".join(
             f"{k}={theirs[k]!r} (now {settings.get(k)!r})" if k in theirs else

@@ -29,6 +29,8 @@ class WorkItem:
     payload: Any = None
     failure: Outcome | None = None  # set when the item is already known to fail (duplicate, malformed)
     notes: dict[str, Any] = field(default_factory=dict)  # e.g. renamed_from, kept in meta and reports
+    shape: str | None = None  # its bucket "FxHxW" when planned up front (--merge-small-buckets); resume redoes
+    # an existing record of another shape
 
 
 @dataclass

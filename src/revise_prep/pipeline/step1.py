@@ -13,7 +13,9 @@ import torch
 
 from revise_prep.errors import MISSING_FILE, SHORT_PROMPT, InputError, SampleError, loading
 from revise_prep.inputs import Sample, parse_entries
+from revise_prep.inputs.samples import record_video_path
 from revise_prep.models.text import passes_prompt_filter
+from revise_prep.pipeline.bucket_plan import BucketPlan, plan_buckets, report_small_buckets
 from revise_prep.pipeline.dist import RankInfo, resolve_device
 from revise_prep.pipeline.engines import get_engine
 from revise_prep.pipeline.merge import write_json
@@ -28,7 +30,7 @@ from revise_prep.records.reports import Outcome
 from revise_prep.records.schema import step1_record
 from revise_prep.settings import ExecutionSettings, FrameSettings, ModelSettings, RunSettings, frames_signature
 from revise_prep.video import Clip, VideoInfo, check_orientation, probe_video, read_clip, sampling_interval
-from revise_prep.video.buckets import plan_sample, uses_buckets
+from revise_prep.video.buckets import parse_bucket_name, plan_sample, uses_buckets
 from revise_prep.video.notes import decoder_notes
 from revise_prep.video.guards import DEFAULT_MAX_VIDEO_PIXELS, check_video_pixels
 
@@ -37,14 +39,16 @@ log = logging.getLogger(__name__)
 LIST_NAME = "vae_features.txt"
 
 
-def clip_meta(clip: Clip, path_as_given: str) -> dict[str, Any]:
+def clip_meta(clip: Clip, path_as_given: str, file: Path | None = None) -> dict[str, Any]:
     """What the record remembers about one video: where it came from and which frames were taken.
 
-    ``rotation`` is the quarter turn applied to the frames (0 with ``--no-auto-rotate``), ``display_rotation``
-    the file's display-matrix angle; ``width``/``height`` are the stored size.
+    ``path`` is the input's own spelling, ``file`` the absolute path that was read; ``rotation`` is the quarter
+    turn applied to the frames (0 with ``--no-auto-rotate``), ``display_rotation`` the file's display-matrix
+    angle; ``width``/``height`` are the stored size.
     """
     info = clip.info
-    meta = {"path": path_as_given, "width": info.width, "height": info.height, "fps": info.fps,
+    meta = {"path": path_as_given, **({"file": str(Path(file).absolute())} if file is not None else {}),
+            "width": info.width, "height": info.height, "fps": info.fps,
             "num_frames": info.num_frames, "count_method": info.count_method, "rotation": clip.rotation,
             "display_rotation": info.rotation, "requested_interval": clip.requested_interval,
             "interval": clip.interval, "indices": list(clip.indices)}
@@ -61,8 +65,10 @@ def describe(item: WorkItem) -> dict[str, str | None]:
     return {"source": sample.source, "target": sample.target, "extra": dict(item.notes)}
 
 
-def plan_items(samples: list[Sample], problems, out: Path, ext: str = ".pkl") -> list[WorkItem]:
-    """One work item per input entry, in input order; duplicates and malformed entries pre-failed."""
+def plan_items(samples: list[Sample], problems, out: Path, ext: str = ".pkl",
+               buckets: BucketPlan | None = None) -> list[WorkItem]:
+    """One work item per input entry, in input order; duplicates and malformed entries pre-failed; with a
+    bucket plan (``--merge-small-buckets``) each usable sample carries its bucket."""
     out = absolute(out)
     plan = plan_names(samples, max_bytes=name_budget(out if out.is_dir() else None, ext))
     notices = Notices(log)
@@ -85,7 +91,8 @@ def plan_items(samples: list[Sample], problems, out: Path, ext: str = ".pkl") ->
             notices("renamed", "%s: output name %r is taken by an earlier sample; writing %s%s",
                     sample.label, plan.renamed[sample.index], name, ext, where=NOTES_FILE)
             notes["renamed_from"] = plan.renamed[sample.index]
-        items.append(WorkItem(sample.index, name, out / f"{name}{ext}", sample, notes=notes))
+        shape = buckets.samples.get(sample.index) if buckets is not None else None
+        items.append(WorkItem(sample.index, name, out / f"{name}{ext}", sample, notes=notes, shape=shape))
     for p in problems:
         items.append(WorkItem(p.index, None, None, None, Outcome(index=p.index, name=None, status="failed",
                                                                  reason=p.reason, message=str(p))))
@@ -107,6 +114,7 @@ class Step1Stage:
     step: str = "vae"
     list_name: str = LIST_NAME
     records_only: bool = True  # the original step 2 lists this folder: reports go in its sidecar
+    relative_video_paths: bool = False  # record video paths relative to the video root instead of absolute
     notices: Any = None  # set by the runner: per-sample messages, summarised
     describe = staticmethod(describe)  # the report columns of an item
 
@@ -170,7 +178,9 @@ class Step1Stage:
                 displayed[role] = info.display_size if rotate else (info.height, info.width)
                 sampling_interval(path, info.num_frames, smallest)
                 check_orientation(path, *displayed[role], smallest)  # (never with --buckets)
-        frames, why = plan_sample(self.frames, displayed["source"], {r: i.num_frames for r, i in infos.items()})
+        assigned = parse_bucket_name(item.shape) if item.shape else None  # planned up front
+        frames, why = plan_sample(self.frames, displayed["source"], {r: i.num_frames for r, i in infos.items()},
+                                  assigned)
         item.notes["bucket"] = why
         return frames, infos
 
@@ -208,11 +218,23 @@ class Step1Stage:
                                            "first %d (as the original)", sample.label, tokens, self.t5.text_len,
                                            where=NOTES_FILE)
         meta = {"name": item.name, "sample_index": sample.index, "sample_type": sample.sample_type,
-                "kind": sample.kind, "settings": Step1Stage.signature(self), **item.notes,
-                "videos": {role: clip_meta(c, getattr(sample, role)) for role, c in clips.items()}}
+                "kind": sample.kind, "settings": record_settings(Step1Stage.signature(self), item), **item.notes,
+                "videos": {role: clip_meta(c, getattr(sample, role), sample.resolve(getattr(sample, role)))
+                           for role, c in clips.items()}}
+        video_path = record_video_path(sample.source_file, sample.video_root if self.relative_video_paths else None)
         return step1_record(latent=latents[0], latent_tgt=latents[1] if len(latents) > 1 else None,
-                            prompt=sample.prompt, text_emb=text_emb, video_path=sample.source,
+                            prompt=sample.prompt, text_emb=text_emb, video_path=video_path,
                             frame_num=len(next(iter(clips.values())).indices), meta=meta)
+
+
+def record_settings(signature: dict[str, Any], item: WorkItem) -> dict[str, Any]:
+    """The settings as this record was made (its meta): with buckets, its own size and frame count in place of
+    the run's unused ``--target-size`` / ``--frame-num`` (the resume check skips those keys: settings.py)."""
+    bucket = item.notes.get("bucket")
+    if not isinstance(bucket, dict):
+        return signature
+    (height, width), frame_num = bucket["size"], bucket["frame_num"]
+    return {**signature, "height": height, "width": width, "frame_num": frame_num}
 
 
 @contextmanager
@@ -253,8 +275,10 @@ def load_step1_models(models: ModelSettings, rank: RankInfo):
 
 
 def read_input(run: RunSettings):
-    """Parse the input list; malformed entries stop the run before any work unless ``skip_bad_entries``."""
-    samples, problems = parse_entries(run.input, run.video_root)
+    """Parse the input list; malformed entries stop the run before any work unless ``skip_bad_entries``.
+    The video root is made absolute here, so that every process (and Ray node) reads, and every record names,
+    the same files whatever its working folder."""
+    samples, problems = parse_entries(run.input, str(Path(run.video_root).absolute()))
     if problems and not run.skip_bad_entries:
         shown = "\n  ".join(str(p) for p in problems[:20])
         raise InputError(f"{len(problems)} malformed entr{'y' if len(problems) == 1 else 'ies'} "
@@ -274,7 +298,8 @@ class Step1Factory:
         """With the models loaded on ``rank``'s device (or ``loaded``), or without them when ``rank`` is None."""
         vae, t5 = loaded or (load_step1_models(self.models, rank) if rank is not None else (None, None))
         return Step1Stage(self.frames, vae, t5, min_prompt_len=self.run.min_prompt_len,
-                          max_video_pixels=self.run.max_video_pixels)
+                          max_video_pixels=self.run.max_video_pixels,
+                          relative_video_paths=self.run.relative_video_paths)
 
 
 def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *, rank: RankInfo | None = None,
@@ -286,9 +311,11 @@ def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *,
     layout = stage_layout(Step1Stage, out).prepare()  # a bad output folder stops before the models load
     preflight_step1(run.input, samples, problems, frames, layout, engine.rank, None if loaded else models,
                     run.video_root, local=run.engine.name == "local")
+    plan = plan_buckets(run, frames, layout.meta)  # --merge-small-buckets: every sample's bucket, up front
     if engine.rank.is_main:
         write_json(layout.config, {"step": "vae", "run": asdict(run), "frames": asdict(frames),
                                    "models": asdict(models), "world_size": engine.rank.world_size})
-    items = plan_items(samples, problems, out, suffix(run.record_format))
-    return engine.run(Step1Factory(run, frames, models), items, out,
-                      ExecutionSettings.of(run, keep_mismatched=keep_mismatched), loaded=loaded)
+    items = plan_items(samples, problems, out, suffix(run.record_format), plan)
+    summary = engine.run(Step1Factory(run, frames, models), items, out,
+                         ExecutionSettings.of(run, keep_mismatched=keep_mismatched), loaded=loaded)
+    return report_small_buckets(summary, layout.meta, run.min_bucket_records, plan)

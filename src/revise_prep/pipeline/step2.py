@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from revise_prep.errors import InputError, SampleError, loading
-from revise_prep.inputs.samples import resolve_path
+from revise_prep.inputs.samples import record_video_path, resolve_path
 from revise_prep.models.vila import VilaInputs, read_checkpoint, resolve_task
 from revise_prep.models.vila.prompt import IMAGE_TOKEN_INDEX
+from revise_prep.pipeline.bucket_plan import report_small_buckets
 from revise_prep.pipeline.dist import RankInfo, resolve_device
 from revise_prep.pipeline.engines import get_engine
 from revise_prep.pipeline.merge import write_json
@@ -63,6 +64,8 @@ class ArSettings:
     engine: EngineSettings = EngineSettings()
     relative_paths: bool = False  # list file lines relative to its folder instead of absolute
     progress_interval: float = 30.0  # seconds between progress lines when stderr is not a terminal
+    relative_video_paths: bool = False  # the record's video path relative to video_root instead of absolute
+    min_bucket_records: int = 64  # buckets with fewer records are reported (summary.json, the log)
 
 
 def step1_records(data_file: str | Path) -> list[Path]:
@@ -167,7 +170,8 @@ class Step2Stage:
             raise SampleError(INVALID_RECORD, f"{path}: cannot load step-1 record: {err}") from None
         record = _check_step1(record, path)
         task = resolve_task(self.task_for(record))
-        media = None if task.media is None else resolve_path(record["video_path"], self.settings.video_root)
+        file = resolve_path(record["video_path"], self.settings.video_root)  # the source video, read or not
+        media = None if task.media is None else file
         try:
             if task.media == "video":
                 check_video_pixels(media, self.settings.max_video_pixels)
@@ -179,7 +183,8 @@ class Step2Stage:
                             skip=err.skip) from None
         except ValueError as err:  # e.g. more literal <image> in the prompt than sampled frames
             raise SampleError(INVALID_RECORD, f"{path.name}: {err}") from None
-        return Decoded(item, {"record": record, "task": task.name, "pixels": pixels})
+        video_path = record_video_path(file, self.settings.video_root if self.settings.relative_video_paths else None)
+        return Decoded(item, {"record": record, "task": task.name, "pixels": pixels, "video_path": video_path})
 
     def encode(self, decoded: Decoded) -> dict[str, Any]:
         data = decoded.data
@@ -189,8 +194,8 @@ class Step2Stage:
         meta = {"settings": self.signature(),
                 "vae_settings": step1_meta.get("settings") if isinstance(step1_meta, dict) else None,
                 "ar": {"task": task, "step1_record": str(decoded.item.payload.record_path),
-                       "num_tokens": int(vlm.shape[1])}}
-        return ar_record(record, vlm, meta)
+                       "step1_video_path": record["video_path"], "num_tokens": int(vlm.shape[1])}}
+        return ar_record(record, vlm, meta, video_path=data["video_path"])
 
 
 def plan_items(records: list[Path], out: Path, ext: str = ".pkl") -> list[WorkItem]:
@@ -246,6 +251,8 @@ def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
     ``model``: an already loaded :class:`VilaARModel` (its ``on_video_error``/``decode_all_frames`` do not
     matter: ``settings`` decide them).
     """
+    # absolute, so that every process (and Ray node) reads, and every record names, the same files
+    settings = replace(settings, video_root=str(Path(settings.video_root).absolute()))
     out = Path(settings.result_folder)
     records = step1_records(settings.data_file)  # input errors before the model loads
     engine = get_engine(settings.engine, rank)
@@ -257,8 +264,9 @@ def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
     if engine.rank.is_main:
         write_json(layout.config, {"step": "ar", "settings": asdict(settings),
                                    "world_size": engine.rank.world_size})
-    return engine.run(Step2Factory(settings), items, out,
-                      ExecutionSettings.of(settings, keep_mismatched=keep_mismatched), loaded=model)
+    summary = engine.run(Step2Factory(settings), items, out,
+                         ExecutionSettings.of(settings, keep_mismatched=keep_mismatched), loaded=model)
+    return report_small_buckets(summary, layout.meta, settings.min_bucket_records)
 
 
 __all__ = ["ArSettings", "IMAGE_TOKEN_INDEX", "Step2Stage", "run_step2", "step1_records"]

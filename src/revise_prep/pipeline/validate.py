@@ -59,6 +59,7 @@ class VideoCheck:
     num_frames: int | None = None
     width: int | None = None
     height: int | None = None
+    display_size: tuple[int, int] | None = None  # (height, width) step 1 sees: after rotation, unless turned off
     interval: int | None = None  # the effective interval step 1 will use (0: too short)
     count_method: str | None = None
     rotation: int = 0  # quarter turn step 1 will apply (display matrix; 0 with --no-auto-rotate)
@@ -157,8 +158,9 @@ def check_video(file: str | os.PathLike[str], settings: FrameSettings, *, ar: bo
     except Exception as err:  # noqa: BLE001 - the pipeline turns any decode-side exception into a failure too
         return VideoCheck(file, "decode_error", f"{file}: {type(err).__name__}: {err}")
     rotation = applied_rotation(info.rotation) if settings.auto_rotate else 0
+    display = info.display_size if settings.auto_rotate else (info.height, info.width)  # as Step1Stage sees it
     base = dict(num_frames=info.num_frames, width=info.width, height=info.height, count_method=info.count_method,
-                rotation=rotation, interlaced=info.interlaced, bit_depth=info.bit_depth,
+                display_size=display, rotation=rotation, interlaced=info.interlaced, bit_depth=info.bit_depth,
                 color_transfer=info.color_transfer, notes=decoder_notes(info))
     if ar:
         try:  # step 2's count (decord's len(vr)); its 8 indices then always lie inside the video

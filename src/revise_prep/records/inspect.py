@@ -70,8 +70,9 @@ def _shape_key(info: dict[str, Any]) -> str:
     return info.get("type", "?")
 
 
-def inspect_list(list_file: str | Path) -> dict[str, Any]:
-    """Summary over every record of a list file: counts, shape histograms, prompt lengths, problems."""
+def inspect_list(list_file: str | Path, min_bucket_records: int = 64) -> dict[str, Any]:
+    """Summary over every record of a list file: counts, shape histograms, prompt lengths, problems, and the
+    buckets of fewer than ``min_bucket_records`` records."""
     list_file = Path(list_file)
     shapes: dict[str, Counter] = {}
     prompt_lengths: list[int] = []
@@ -106,8 +107,13 @@ def inspect_list(list_file: str | Path) -> dict[str, Any]:
     warnings = [f"{key} has {n} different shapes in one list: ReViSE's training collate silently replaces the "
                 f"odd tensors of a batch by other samples' (train on the per-shape lists <stem>.FxHxW.txt, or "
                 f"with revise_prep.records.BucketBatchSampler)" for key, n in mixed.items()]
+    small = {shape: n for shape, n in sorted(buckets.items()) if n < min_bucket_records}
+    if small:
+        warnings.append(f"{len(small)} of {len(buckets)} buckets hold fewer than {min_bucket_records} records "
+                        f"({', '.join(f'{s} {n}' for s, n in small.items())}): under drop_last a bucket smaller than "
+                        f"a batch gives no batch (--merge-small-buckets gives their samples a bigger one)")
     return {"list_file": str(list_file), "records": len(paths), "readable": len(paths) - len(unreadable),
             "key_sets": dict(keysets), "shapes": {k: dict(v.most_common()) for k, v in shapes.items()},
-            "buckets": dict(sorted(buckets.items())), "warnings": warnings,
+            "buckets": dict(sorted(buckets.items())), "small_buckets": small, "warnings": warnings,
             "prompt_length": {"min": pct(0), "p50": pct(0.5), "p90": pct(0.9), "max": lengths[-1] if lengths else None},
             "problems": problems, "unreadable": unreadable}

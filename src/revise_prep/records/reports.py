@@ -64,14 +64,17 @@ def read_list_paths(list_file: str | Path) -> list[Path]:
     """The record paths of a list file. A relative line is taken relative to the list's own folder (how we
     write them); if nothing is there but the line exists from the current directory, that is used instead
     (lists written by earlier versions, relative to the folder they ran in)."""
-    list_file = Path(list_file)
-    paths = []
-    for p in map(Path, read_list(list_file)):
-        if not p.is_absolute():
-            beside = list_file.parent / p
-            p = p if not beside.exists() and p.exists() else beside
-        paths.append(p)
-    return paths
+    return [resolve_list_line(line, list_file) for line in read_list(list_file)]
+
+
+def resolve_list_line(line: str, list_file: str | Path) -> Path:
+    """One list line as a path: a relative line against the list's folder, else (earlier versions' lists,
+    relative to the folder they ran in) against the current directory when only that exists."""
+    p = Path(line)
+    if not p.is_absolute():
+        beside = Path(list_file).parent / p
+        p = p if not beside.exists() and p.exists() else beside
+    return p
 
 
 def write_failures(path: str | Path, outcomes: list[Outcome]) -> None:

@@ -1,12 +1,14 @@
 """Training-side batching over bucketed data: every batch holds records of one shape.
 
-ReViSE's collate stacks tensors by key and silently substitutes other samples' tensors when shapes differ
-inside a batch; :class:`BucketBatchSampler` never mixes shapes. Use it as a DataLoader's ``batch_sampler``
-over :class:`RecordDataset` (the record loader of :func:`~revise_prep.records.reader.iter_dataset`).
+ReViSE's collate stacks tensors by key and, when shapes differ inside a batch, puts copies of other samples'
+latents in place of the odd ones (it logs an error and trains on the wrong pairs). :class:`BucketBatchSampler`
+never mixes shapes, and its indices are positions in the list file it is given, so it batches any dataset that
+reads that list in file order: ReViSE's ``ReviseVideoDataset(list_file)``, :class:`RecordDataset`, your own.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,10 +17,10 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from revise_prep.records.reader import load_training_sample
-from revise_prep.records.reports import read_list_paths
+from revise_prep.records.reports import read_list_paths, resolve_list_line
 from revise_prep.records.shapes import shape_of_list, sibling_shape_lists
 
-__all__ = ["BucketBatchSampler", "RecordDataset"]
+__all__ = ["BucketBatchSampler", "RecordDataset", "list_positions"]
 
 
 class RecordDataset(Dataset):
@@ -34,22 +36,44 @@ class RecordDataset(Dataset):
         return load_training_sample(self.paths[i])
 
 
-def _groups(list_files: Sequence[str | Path]) -> dict[str, list[Path]]:
-    """Record paths by bucket: a per-shape list (``<stem>.FxHxW.txt``) is its shape; a full list with per-shape
-    lists beside it is read through those; any other list is one bucket of its own (one run, one shape)."""
-    groups: dict[str, list[Path]] = {}
-    for list_file in map(Path, list_files):
-        shape = shape_of_list(list_file)
-        siblings = {} if shape else sibling_shape_lists(list_file)
-        parts = {shape: list_file} if shape else (siblings or {f"list:{list_file}": list_file})
-        for key, path in parts.items():
-            groups.setdefault(key, []).extend(read_list_paths(path))
-    return groups
+def _lines(list_file: Path) -> list[str]:
+    """The list's lines as ReViSE's dataset reads them: every line is a position, stripped of blanks."""
+    with open(list_file, encoding="utf-8") as handle:
+        return [line.strip(" \t\n") for line in handle]
+
+
+def list_positions(list_file: str | Path) -> list[tuple[Path | None, str | None]]:
+    """(record path, bucket) at each position of a list file, in file order (None, None for a blank line).
+
+    A per-shape list (``<stem>.FxHxW.txt``) is its shape; a full list takes each line's shape from the
+    per-shape lists beside it; a line in none of them (or a list without them) gets ``"list:<file>"``.
+    """
+    list_file = Path(list_file)
+    own = shape_of_list(list_file)
+    shape_of: dict[str, str] = {}
+    if own is None:
+        for shape, sibling in sibling_shape_lists(list_file).items():
+            shape_of.update((os.path.abspath(p), shape) for p in read_list_paths(sibling))
+    fallback = f"list:{list_file}"
+    positions: list[tuple[Path | None, str | None]] = []
+    for line in _lines(list_file):
+        if not line:
+            positions.append((None, None))
+            continue
+        path = resolve_list_line(line, list_file)
+        positions.append((path, own or shape_of.get(os.path.abspath(path), fallback)))
+    return positions
 
 
 class BucketBatchSampler(Sampler[list[int]]):
-    """Batches of indices into :attr:`paths`, each from one bucket; shuffled within and across buckets by
+    """Batches of positions in the list file(s), each from one bucket; shuffled within and across buckets by
     ``seed`` + epoch (:meth:`set_epoch`), like ``DistributedSampler`` split over ``world_size`` ranks.
+
+    Index ``i`` is line ``i`` of the list file, so the batches fit any dataset built from the same list that
+    reads it in file order (ReViSE's included); several lists are numbered one after the other, as a
+    ``ConcatDataset`` of one dataset per list. :attr:`paths` holds the record at each position and
+    :attr:`buckets` the positions of each bucket. A full list is split by the per-shape lists beside it
+    (``<stem>.FxHxW.txt``); a per-shape list is one bucket, and so is a list without per-shape lists.
 
     ``drop_last``: drop each bucket's incomplete last batch, and the batches that do not divide evenly among
     the ranks; otherwise every record is in one batch per epoch and batches from the start are repeated so
@@ -71,11 +95,14 @@ class BucketBatchSampler(Sampler[list[int]]):
             raise ValueError(f"rank {self.rank} is not in 0..{self.world_size - 1}")
         self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
         self.epoch = 0
-        self.paths: list[Path] = []
-        self.buckets: dict[str, list[int]] = {}  # bucket -> indices into ``paths``
-        for key, paths in sorted(_groups(list_files).items()):
-            self.buckets[key] = list(range(len(self.paths), len(self.paths) + len(paths)))
-            self.paths.extend(paths)
+        self.paths: list[Path | None] = []  # the record at each position (None for a blank line)
+        buckets: dict[str, list[int]] = {}  # bucket -> positions
+        for list_file in list_files:
+            for path, bucket in list_positions(list_file):
+                if bucket is not None:
+                    buckets.setdefault(bucket, []).append(len(self.paths))
+                self.paths.append(path)
+        self.buckets = dict(sorted(buckets.items()))
 
     def set_epoch(self, epoch: int) -> None:
         """Another shuffle for each epoch (call before iterating, on every rank with the same value)."""

@@ -32,10 +32,13 @@ def step1_record(*, latent: torch.Tensor, latent_tgt: torch.Tensor | None, promp
     return record
 
 
-def ar_record(step1: dict[str, Any], vlm_last_hidden_states: torch.Tensor, meta: dict) -> dict[str, Any]:
-    """Build the final (step-2) record from a step-1 record (ours or the original's six keys)."""
+def ar_record(step1: dict[str, Any], vlm_last_hidden_states: torch.Tensor, meta: dict, *,
+              video_path: str | None = None) -> dict[str, Any]:
+    """Build the final (step-2) record from a step-1 record (ours or the original's six keys); ``video_path``:
+    the source video as step 2 read it (default: the step-1 record's)."""
     record: dict[str, Any] = {
-        "video_path_tgt": step1["video_path"],  # the original stores the *source* path under this name
+        # the original stores the *source* path under this name
+        "video_path_tgt": step1["video_path"] if video_path is None else video_path,
         "prompt": step1["prompt"],
         "latent_features": step1["latent_feature"],
     }

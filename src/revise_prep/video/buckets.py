@@ -8,6 +8,7 @@ serve under the original's interval rule (:func:`~revise_prep.video.selection.ef
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from fractions import Fraction
@@ -17,8 +18,12 @@ from revise_prep.settings import FrameSettings
 
 from .selection import effective_interval
 
-__all__ = ["PRESETS", "SIZE_MULTIPLE", "aspect_distance", "choose_bucket", "choose_frame_count", "parse_buckets",
-           "parse_frame_buckets", "plan_sample", "uses_buckets"]
+__all__ = ["PRESETS", "SIZE_MULTIPLE", "Bucket", "aspect_distance", "bucket_name", "choose_bucket",
+           "choose_frame_count", "merge_small_buckets", "parse_bucket_name", "parse_buckets", "parse_frame_buckets",
+           "plan_sample", "uses_buckets"]
+
+#: (frame count, height, width): one shape of latents, named ``"FxHxW"`` (the per-shape lists' names).
+Bucket = tuple[int, int, int]
 
 #: Bucket sizes must be multiples of this: 8 (the VAE's spatial factor) times 2 (the transformer's patch).
 SIZE_MULTIPLE = 16
@@ -62,12 +67,52 @@ def uses_buckets(frames: FrameSettings) -> bool:
     return bool(frames.buckets or frames.frame_buckets)
 
 
-def plan_sample(frames: FrameSettings, source_display: tuple[int, int],
-                totals: dict[str, int]) -> tuple[FrameSettings, dict[str, Any]]:
+def bucket_name(bucket: Bucket) -> str:
+    """(49, 480, 832) -> ``"49x480x832"``."""
+    return "x".join(map(str, bucket))
+
+
+def parse_bucket_name(name: str) -> Bucket:
+    """``"49x480x832"`` -> (49, 480, 832)."""
+    f, h, w = (int(v) for v in name.split("x"))
+    return f, h, w
+
+
+def merge_small_buckets(samples: Sequence[tuple[tuple[int, int], Bucket] | None], sizes: Sequence[tuple[int, int]],
+                        minimum: int) -> list[Bucket | None]:
+    """Each sample's bucket once the samples of buckets under ``minimum`` samples join near buckets with enough.
+
+    ``samples``: per sample its source's displayed (height, width) and its own bucket (None: not usable, left
+    out); ``sizes``: the bucket sizes in the order listed. A sample of a bucket with fewer than ``minimum``
+    samples goes to the nearest bucket with at least ``minimum`` whose frame count its videos serve (no more
+    frames than its own bucket's): closest in log aspect to its source (as :func:`choose_bucket`; ties to the
+    larger area, then the first listed), then the most frames, so it keeps its aspect with fewer frames before
+    it is cropped to another. A sample that no such bucket can take keeps its own (it is never cropped or
+    shortened for a bucket that is small too). A pure function of its input: every rank and every resume
+    computes the same.
+    """
+    order = {tuple(size): i for i, size in enumerate(sizes)}
+    tally = Counter(s[1] for s in samples if s is not None)
+    big = [b for b, n in tally.items() if n >= minimum]
+    merged: list[Bucket | None] = []
+    for sample in samples:
+        if sample is None or tally[sample[1]] >= minimum:
+            merged.append(None if sample is None else sample[1])
+            continue
+        (h, w), own = sample
+        fits = [b for b in big if b[0] <= own[0]]
+        merged.append(min(fits, key=lambda b: (aspect_distance(h, w, b[1], b[2]), -b[1] * b[2],
+                                               order.get((b[1], b[2]), len(order)), -b[0])) if fits else own)
+    return merged
+
+
+def plan_sample(frames: FrameSettings, source_display: tuple[int, int], totals: dict[str, int],
+                assigned: Bucket | None = None) -> tuple[FrameSettings, dict[str, Any]]:
     """This sample's frame settings (size and frame count of its bucket) and the meta saying why.
 
     ``source_display``: the source video's displayed (height, width); ``totals``: frame count per role.
     A pair the frame buckets cannot serve gets the smallest count, so reading reports the short video.
+    ``assigned``: the bucket a plan gave it (:func:`merge_small_buckets`), when not its own.
     """
     h, w = source_display
     why: dict[str, Any] = {}
@@ -86,6 +131,11 @@ def plan_sample(frames: FrameSettings, source_display: tuple[int, int],
         counts = ", ".join(f"{role} {n}" for role, n in totals.items())
         why["frame_reason"] = (f"largest of {sorted(frames.frame_buckets, reverse=True)} that every video serves "
                                f"({counts} frames; requested interval {frames.interval})")
+    own = (settings.frame_num, settings.height, settings.width)
+    if assigned is not None and tuple(assigned) != own:
+        f, bh, bw = assigned
+        settings = replace(settings, frame_num=f, height=bh, width=bw)
+        why["merged_from"] = bucket_name(own)  # --merge-small-buckets: its own bucket had too few samples
     why = {"size": [settings.height, settings.width], "frame_num": settings.frame_num,
            "source_display": [h, w], **why}
     return settings, why

@@ -111,6 +111,8 @@ def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, se
             shapes[item.index] = record_shape(kept.get("meta"))
             if state == resume.VALID:
                 index.add(item.path, sig, shapes[item.index])
+        if state == resume.VALID and item.shape and shapes[item.index] != item.shape:
+            state, detail = resume.MISMATCHED, f"bucket {shapes[item.index]}, planned {item.shape}"
         if state == resume.VALID or (state == resume.MISMATCHED and settings.keep_mismatched):
             outcomes.append(with_shape(Outcome(index=item.index, name=item.name, status="resumed",
                                                path=str(item.path), **describe(item)), shapes[item.index]))
