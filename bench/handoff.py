@@ -39,8 +39,9 @@ from revise_prep.pipeline.engines.local.workers import DecodePool  # noqa: E402
 class FakeDecode:
     """Makes a clip pair of fresh tensors (as a decoder's output); ``die_on``: SIGKILL itself on that item once."""
 
-    def __init__(self, shape: tuple[int, ...], die_on: int | None = None, marks: str | None = None) -> None:
-        self.shape, self.die_on, self.marks = shape, die_on, marks
+    def __init__(self, shape: tuple[int, ...], die_on: int | None = None, marks: str | None = None,
+                 transient: bool = False) -> None:
+        self.shape, self.die_on, self.marks, self.transient = shape, die_on, marks, transient
 
     def __call__(self, item: WorkItem) -> Decoded:
         started = time.monotonic()
@@ -50,7 +51,7 @@ class FakeDecode:
                 mark.write_text(repr(time.monotonic()))
                 os.kill(os.getpid(), signal.SIGKILL)
         clips = {role: torch.empty(self.shape, dtype=torch.uint8).fill_(item.index % 251) for role in ("src", "tgt")}
-        return Decoded(item, clips, extra={"started": started, "decoded": time.monotonic()})
+        return Decoded(item, clips, extra={"started": started, "decoded": time.monotonic()}, transient=self.transient)
 
 
 class _Dataset(Dataset):
@@ -106,6 +107,55 @@ def measure(kind: str, shape, n: int, encode_s: float, pin: bool) -> dict[str, f
             "cpu": statistics.median(cpu)}
 
 
+def host_side(mode: str, shape, n: int, encode_s: float, pin: bool) -> dict[str, float]:
+    """Main-process time per sample to take a decoded pair and hand it to the encoder, the worker ahead.
+
+    before (main f05096f): fresh shared memory per result, its pages mapped (or pinned) by the supervisor
+    thread, then ``torch.stack`` of the two clips on the CPU (what step 1 did; with a GPU the VAE pinned the
+    stacked copy again); after: the pair in a reused slot, each clip read where it is (with a GPU: one
+    non-blocking copy per clip). Both then read every page once, as the encoder's first read does.
+    """
+    items = [WorkItem(i, f"s{i}", None) for i in range(n)]
+    slots = mode == "after"
+    pool = DecodePool(FakeDecode(shape, transient=slots), 1, pin_memory=pin,
+                      slot_bytes=2 * torch.Size(shape).numel() if slots else 0)
+    it = pool.map(items)
+    cpu_main, cpu_all, wall = [], [], []
+    first = next(it)
+    pool.release(first)
+    time.sleep(encode_s)
+    for _ in range(n - 1):
+        p0 = time.process_time()  # all threads of this process, through the encoder's turn (the supervisor too)
+        d = next(it)
+        t0, c0 = time.monotonic(), time.thread_time()
+        clips = list(d.data.values())
+        videos = [t.permute(1, 0, 2, 3) for t in clips]
+        if mode == "before":
+            batch = torch.stack(videos)
+            if pin:
+                batch = batch.pin_memory()
+            _touch_all([batch])
+        else:
+            if pin:
+                moved = [v.to("cuda", non_blocking=True) for v in videos]
+                torch.cuda.synchronize()
+                del moved
+            _touch_all(clips)
+        wall.append(time.monotonic() - t0)
+        cpu_main.append(time.thread_time() - c0)
+        pool.release(d)
+        del d, clips, videos
+        time.sleep(encode_s)  # the encoder is busy; meanwhile the supervisor maps (or pins) the next result
+        cpu_all.append(time.process_time() - p0)
+    it.close()
+    return {"wall": statistics.median(wall), "main": statistics.median(cpu_main), "all": statistics.median(cpu_all)}
+
+
+def _touch_all(tensors) -> int:
+    """Read one byte of every page of contiguous tensors."""
+    return sum(int(t.reshape(-1)[::4096].sum()) for t in tensors)
+
+
 def recovery(shape, n: int) -> dict[str, float]:
     items = [WorkItem(i, f"s{i}", None) for i in range(n)]
     with tempfile.TemporaryDirectory() as marks:
@@ -129,7 +179,7 @@ def main() -> int:
     ap.add_argument("--pin", action="store_true", help="pin memory (needs CUDA)")
     ap.add_argument("--out", help="also write the table here")
     args = ap.parse_args()
-    shape = (9, 3, 64, 112) if args.quick else (81, 3, 480, 832)
+    shape = (17, 3, 128, 224) if args.quick else (81, 3, 480, 832)  # quick: just over a slot tensor (1 MiB)
     repeats, n, encode_s = (1, 3, 0.05) if args.quick else (args.repeats, args.items, args.encode_s)
     if args.pin and not torch.cuda.is_available():
         print("--pin needs CUDA", file=sys.stderr)
@@ -139,6 +189,10 @@ def main() -> int:
         for kind in rows:
             rows[kind].append(measure(kind, shape, n, encode_s, args.pin))
     rec = [recovery(shape, n) for _ in range(repeats)]
+    host: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    for _ in range(repeats):
+        for mode in host:  # interleaved
+            host[mode].append(host_side(mode, shape, n, encode_s, args.pin))
     mb = 2 * torch.Size(shape).numel() / 1e6
     lines = [f"clip pair {shape[0]}x{shape[2]}x{shape[3]} uint8 x2 ({mb:.0f} MB), pin_memory={args.pin}, "
              f"medians of {repeats} runs x {n} items", "",
@@ -155,6 +209,15 @@ def main() -> int:
     lines.append(f"| worker death: death -> retried sample in the main process (its decode took "
                  f"{1e3 * statistics.median(r['decode'] for r in rec):.0f} ms) | "
                  f"{1e3 * statistics.median(r['received'] for r in rec):.1f} | | |")
+    lines += ["", f"Host-side time per sample, main process (clip pair {mb:.0f} MB, pin_memory={args.pin}; medians of "
+                  f"{repeats} runs x {n - 1} items; CPU ms of the main thread / of all its threads):", "",
+              "| hand-off | wall ms | main-thread CPU ms | main-process CPU ms |", "|---|---:|---:|---:|"]
+    for mode, label in (("before", "before: fresh shared memory, mapped/pinned per sample, torch.stack on the CPU"),
+                        ("after", "after: reused slots, each clip read in place (GPU: one non-blocking copy each)")):
+        r = host[mode]
+        lines.append(f"| {label} | {1e3 * statistics.median(x['wall'] for x in r):.1f} | "
+                     f"{1e3 * statistics.median(x['main'] for x in r):.1f} | "
+                     f"{1e3 * statistics.median(x['all'] for x in r):.1f} |")
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -1,4 +1,5 @@
-"""Shared test fixtures: the golden reference folder (skipped with a reason when absent)."""
+"""Shared test fixtures: the golden reference folder (skipped with a reason when absent); every test that uses it
+carries the ``fixtures`` marker, so ``pytest -m fixtures`` selects exactly the golden comparisons."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("REVISE_PREP_SHARED", REPO.parent / "shared"))
 REFERENCE = SHARED / "fixtures" / "reference"
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark every test that reads ``../shared/fixtures`` (through ``reference``, directly or via other fixtures)."""
+    for item in items:
+        if "reference" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.fixtures)
 
 
 @pytest.fixture(scope="session")

@@ -84,6 +84,10 @@ class ModelSettings:
     text_len: int = 512
     vae_tiling: bool = False
     vae_batch: bool = False  # source and target through the VAE in one call (faster; float32 bits may differ)
+    vae_channels_last: bool = False  # NDHWC VAE weights and activations (GPU speed; float32 bits differ)
+    vae_compile: bool = False  # torch.compile the VAE encoder (compile time first; float32 bits differ)
+    strict_fp32: bool = False  # TF32 off for the VAE on a GPU (PyTorch's default, TF32 convolutions, is the original's)
+    cudnn_benchmark: bool = True  # cuDNN times its algorithms per shape and keeps the fastest (GPU)
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class RunSettings:
     output_dir: str
     video_root: str = "."
     num_workers: int = 2
+    cpu_threads: int | None = None  # CPUs this rank uses (None: its share of the affinity mask; engines/local/cpu_budget)
     min_prompt_len: int = 10  # the original skips prompts of at most 10 characters
     skip_bad_entries: bool = False  # record malformed input entries as failures instead of stopping
     decode_timeout: float = 300.0  # seconds one sample's decoding may take before it is failed
@@ -131,6 +136,7 @@ class ExecutionSettings:
     """How an engine runs a step, whichever the step: taken from its settings (``RunSettings``, ``ArSettings``)."""
 
     num_workers: int = 2  # decode worker processes per rank (local engine; 0: decode in the main process)
+    cpu_threads: int | None = None  # CPUs this rank uses (None: its share of the affinity mask; engines/local/cpu_budget)
     decode_timeout: float | None = 300.0  # seconds one sample's decoding may take before it is failed
     retry_crashed: bool = False  # try samples that were in flight when two earlier runs died
     keep_mismatched: bool = False  # keep existing records made with other settings instead of redoing them

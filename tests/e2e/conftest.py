@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,34 @@ from revise_prep.testing.videos import make_not_a_video, make_truncated, make_vi
 
 REPO = Path(__file__).resolve().parents[2]
 FRAMES = ["--frame-num", "5", "--sampling-rate", "2", "--target-size", "32,48"]
+
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@lru_cache(maxsize=1)
+def _nobody_problem() -> str | None:
+    """Why user 65534 cannot run this checkout's revise-prep with this interpreter, or None when it can."""
+    if not shutil.which("setpriv"):
+        return "setpriv is unavailable"
+    proc = subprocess.run([*NOBODY, sys.executable, "-c", "import revise_prep.cli"], capture_output=True, text=True,
+                          cwd="/", env={**os.environ, "HOME": "/tmp"}, timeout=120)
+    if proc.returncode == 0:
+        return None
+    last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+    return (f"user 65534 cannot read this checkout or its Python ({last}); e.g. a clone under a 0700 folder "
+            "such as mktemp -d makes")
+
+
+def as_another_user() -> list[str] | None:
+    """Command prefix that runs as user 65534 (``setpriv``) when root, None otherwise; skips the test with the
+    reason when root cannot do so here (no setpriv, or that user cannot read the checkout)."""
+    if os.geteuid() != 0:
+        return None
+    problem = _nobody_problem()
+    if problem:
+        pytest.skip(f"cannot act as another user: {problem}")
+    return list(NOBODY)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from revise_prep.records import load_record
 from revise_prep.records.layout import sidecar_of
 from revise_prep.testing.videos import make_video
 
-from .conftest import cli
+from .conftest import as_another_user, cli
 
 N_PAIRS = 12
 
@@ -110,16 +110,8 @@ def test_lock_of_a_killed_holder_is_released(many, wan_release, tmp_path):
     check_exactly_once(out)
 
 
-def _as_nobody() -> list[str]:
-    if os.geteuid() != 0:
-        return []
-    if not shutil.which("setpriv"):
-        pytest.skip("running as root and setpriv is unavailable: cannot make a folder read-only for the run")
-    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-
-
 def test_read_only_folder_stops_cleanly_and_resume_completes(many, wan_release):
-    prefix = _as_nobody()
+    prefix = as_another_user() or []  # root ignores folder modes: the run is made as user 65534
     base = Path(tempfile.mkdtemp(prefix="revise-prep-ro-"))
     try:
         base.chmod(0o777)

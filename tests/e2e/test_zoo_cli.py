@@ -17,7 +17,7 @@ import torch
 from revise_prep.records.layout import sidecar_of
 from revise_prep.records import load_record
 from revise_prep.testing.originals import crop_resize_all, opencv_clip, pyav_frames
-from revise_prep.testing.zoo import SAME, UNREADABLE, ZOO
+from revise_prep.testing.zoo import SAME, ZOO
 
 from .conftest import cli
 
@@ -47,8 +47,7 @@ def test_validate_reports_rotation_interlacing_depth_hdr(captions, originals):
     for i, v in enumerate(ZOO):
         line = lines.get(i)
         ref = originals[v.name]
-        expected = "ok" if v.opencv == UNREADABLE else ref.outcome  # AV1: decoded, where OpenCV counts 0 frames
-        assert (line["reason"] if line and line["reason"] else "ok") == expected, v.name
+        assert (line["reason"] if line and line["reason"] else "ok") == ref.outcome, v.name
         facts = line["videos"]["source"] if line else {}
         assert facts.get("rotation", 0) == v.rotation % 360, v.name
         assert bool(facts.get("interlaced")) == ("interlaced" in v.tags)
@@ -69,14 +68,13 @@ def test_vae_outcomes_indices_and_frames(captions, originals, zoo, wan_release):
     vae = WanVAE.load(wan_release, dtype="float32")
     for i, v in enumerate(ZOO):
         ref = originals[v.name]
-        if v.opencv != UNREADABLE and ref.outcome != "ok":
+        if ref.outcome != "ok":
             assert failures.get(i) == ref.outcome, v.name
             continue
         assert i in records, (v.name, failures.get(i))
         meta = records[i]["meta"]["videos"]["source"]
         assert meta["rotation"] == v.rotation % 360
-        if v.opencv != UNREADABLE:
-            assert (meta["interval"], meta["indices"]) == (ref.interval, ref.indices)
+        assert (meta["interval"], meta["indices"]) == (ref.interval, ref.indices)
         if v.opencv == SAME:
             frames = ref.frames
         else:  # what we decode instead (documented in the README's Exactness section)

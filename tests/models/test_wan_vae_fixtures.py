@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
 import torch
@@ -11,9 +10,10 @@ from safetensors.torch import load_file
 
 from revise_prep.models.base import VideoEncoder
 from revise_prep.models.wan_vae import WanVAE
+from revise_prep.testing.exact import assert_exact, assert_within
 
-log = logging.getLogger(__name__)
-TOL = 1e-5  # README §5: recommended float32 CPU tolerance
+# the golden cases of vae/config.json, one test each (the capability check in tests/test_exactness.py picks one)
+CASE_IDS = ["p00", "p11", "p02", "p09", "rand_t13_40x56", "rand_t1_24x32"]
 
 
 @pytest.fixture(scope="module")
@@ -54,33 +54,34 @@ def test_protocol_and_identity(vae, reference):
     assert vae.dtype == torch.float32 and vae.device == torch.device("cpu")
 
 
-def test_latents_match_original(vae, vae_config, reference):
-    expected = load_file(str(reference / "vae" / "expected_latents.safetensors"))
-    cases = vae_config["cases"]
-    assert cases
-    rows, worst = [], 0.0
-    for case in cases:
-        x = _case_input(reference, case)
-        assert list(x.shape) == case["input_shape_bcthw"], case["id"]
-        latent = vae.encode(x)
-        assert latent.dtype == torch.float32 and latent.device.type == "cpu"
-        assert list(latent.shape) == [1, *case["latent_shape_cthw"]], case["id"]
-        diff = (latent[0] - expected[case["id"]]).abs()
-        rows.append(f"{case['id']}: max {diff.max().item():.3g} mean {diff.mean().item():.3g}")
-        worst = max(worst, diff.max().item())
-    log.info("VAE latents vs original: %s", "; ".join(rows))
-    assert worst <= TOL, "; ".join(rows)
+def test_every_case_is_tested(vae_config):
+    assert [c["id"] for c in vae_config["cases"]] == CASE_IDS
 
 
-def test_batch_equals_one_at_a_time(vae, vae_config, reference):
-    expected = load_file(str(reference / "vae" / "expected_latents.safetensors"))
+@pytest.fixture(scope="module")
+def expected_latents(reference):
+    return load_file(str(reference / "vae" / "expected_latents.safetensors"))
+
+
+@pytest.mark.parametrize("case_id", CASE_IDS)
+def test_latents_match_original(vae, vae_config, reference, expected_latents, case_id):
+    case = next(c for c in vae_config["cases"] if c["id"] == case_id)
+    x = _case_input(reference, case)
+    assert list(x.shape) == case["input_shape_bcthw"], case_id
+    latent = vae.encode(x)
+    assert latent.dtype == torch.float32 and latent.device.type == "cpu"
+    assert_exact("vae.shape", list(latent.shape), [1, *case["latent_shape_cthw"]], case=case_id)
+    assert_within("vae.latents", latent[0], expected_latents[case_id], case=case_id)
+
+
+def test_batch_equals_one_at_a_time(vae, vae_config, reference, expected_latents):
     x = _case_input(reference, vae_config["cases"][0])
     batch = torch.cat([torch.flip(x, dims=[-1]), x, -x])
     together = vae.encode(batch)
     assert together.shape[0] == 3
     for i in range(3):
         assert torch.equal(together[i : i + 1], vae.encode(batch[i : i + 1])), i
-    assert (together[1] - expected[vae_config["cases"][0]["id"]]).abs().max().item() <= TOL
+    assert_within("vae.latents", together[1], expected_latents[CASE_IDS[0]], case=f"{CASE_IDS[0]} in a batch of 3")
 
 
 def test_rejects_wrong_shape(vae):

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from revise_prep.errors import CANNOT_OPEN, EMPTY_FILE, MISSING_FILE, VideoError
+from revise_prep.testing.exact import assert_exact
 from revise_prep.testing.videos import make_empty, make_not_a_video, make_truncated, make_video
 from revise_prep.video.probe import count_frames_decode, probe_video
 
@@ -25,8 +26,8 @@ def test_fixture_counts_equal_full_decode(reference, name, method):
     facts = _videos(reference)[name]
     path = reference / "videos" / name
     info = probe_video(path, method=method)
-    assert info.num_frames == facts["decoded_frame_count_upstream"]
-    assert count_frames_decode(path) == facts["decoded_frame_count_upstream"]
+    assert_exact("probe.frame_count", info.num_frames, facts["decoded_frame_count_upstream"], case=f"{name} {method}")
+    assert_exact("probe.frame_count", count_frames_decode(path), facts["decoded_frame_count_upstream"], case=name)
     assert (info.width, info.height) == (facts["width"], facts["height"])
     assert info.fps == pytest.approx(facts["cv2_prop_fps"])
     assert info.rotation == 0 and info.codec == "h264"

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from safetensors.torch import load_file
 
+from revise_prep.testing.exact import assert_exact
 from revise_prep.video.transform import crop_box, frame_to_tensor, frames_to_tensor
 
 
@@ -53,8 +54,8 @@ def test_crop_box_against_fixture_cases(reference):
         if c.get("crop") and c.get("source_resolution"):
             res = c["source_resolution"]
             top, left, ch, cw = crop_box(res["height"], res["width"], *c["target_size"])
-            assert [ch, cw] == c["crop"]["crop_size_hw"], c["id"]
-            assert (top, left) == (c["crop"]["crop_top"], c["crop"]["crop_left"]), c["id"]
+            assert_exact("frames.crop_box", [top, left, ch, cw],
+                         [c["crop"]["crop_top"], c["crop"]["crop_left"], *c["crop"]["crop_size_hw"]], case=c["id"])
             seen += 1
     assert seen >= 15
 
@@ -115,8 +116,7 @@ def test_reproduces_fixture_frames_from_pyav_decode(reference):
             if i >= max(case["frame_indices"]):
                 break
     got = frames_to_tensor(frames, *case["target_size"])
-    assert got.shape == expected.shape
-    assert torch.equal(got, expected)
+    assert_exact("frames.tensor", got, expected, case="p07 transform alone")
 
 
 def test_lookup_table_equals_torchvision_style_ops():

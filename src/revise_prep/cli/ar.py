@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
                           video_root=args.video_root, dtype=args.dtype, device=args.device, task=args.task,
                           on_video_error=args.on_video_error, all_frames=args.all_frames,
                           auto_rotate=args.auto_rotate, num_workers=args.num_workers,
+                          cpu_threads=args.cpu_threads,
                           decode_timeout=args.decode_timeout, record_format=args.record_format,
                           progress=args.progress, relative_paths=args.relative_paths,
                           progress_interval=args.progress_interval, engine=options.engine_settings(args),

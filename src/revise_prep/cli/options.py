@@ -126,13 +126,28 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vae-batch", action="store_true",
                    help="encode source and target in one VAE call (faster on a GPU; float32 results may differ "
                         "from the original's in the last bits)")
+    g.add_argument("--vae-channels-last", action="store_true",
+                   help="opt-in: VAE weights and activations in channels-last-3d (NDHWC), the layout cuDNN's fast "
+                        "3-D kernels want, and the way bf16 avoids PyTorch's slow path with cuDNN 9.8-9.14; float32 "
+                        "latents differ from the default in the last bits (~4e-6 on the CPU)")
+    g.add_argument("--compile", dest="vae_compile", action="store_true",
+                   help="opt-in: torch.compile the VAE encoder (minutes of compiling per clip shape first, needs a C "
+                        "compiler; float32 latents differ from the default in the last bits, ~4e-6 on the CPU)")
+    g.add_argument("--strict-fp32", action="store_true",
+                   help="VAE convolutions in full float32 on a GPU (TF32 off). The default is PyTorch's: cuDNN "
+                        "may use TF32, as the original does under PyTorch's defaults; no effect on the CPU")
+    g.add_argument("--no-cudnn-benchmark", dest="cudnn_benchmark", action="store_false",
+                   help="do not let cuDNN time its algorithms for each new clip shape (on by default on a GPU: "
+                        "faster after the first clip of each shape)")
 
 
 def model_settings(args: argparse.Namespace) -> ModelSettings:
     return ModelSettings(ckpt_dir=args.ckpt_dir, vae_path=args.vae_path, t5_path=args.t5_path,
                          tokenizer_path=args.tokenizer_path, vae_dtype=args.vae_dtype, t5_dtype=args.t5_dtype,
                          device=args.device, t5_device="cpu" if args.t5_cpu else args.t5_device,
-                         text_len=args.text_len, vae_tiling=args.vae_tiling, vae_batch=args.vae_batch)
+                         text_len=args.text_len, vae_tiling=args.vae_tiling, vae_batch=args.vae_batch,
+                         vae_channels_last=args.vae_channels_last, vae_compile=args.vae_compile,
+                         strict_fp32=args.strict_fp32, cudnn_benchmark=args.cudnn_benchmark)
 
 
 def add_output_format_options(g) -> None:
@@ -176,7 +191,12 @@ def add_execution_options(p: argparse.ArgumentParser) -> None:
     """Workers, timeouts, resume and progress (every command that writes records)."""
     d = RunSettings(input="", output_dir="")
     g = p.add_argument_group("execution and resume")
-    g.add_argument("--num-workers", type=at_least(0), default=d.num_workers, help="decoding worker processes (0 = inline)")
+    g.add_argument("--num-workers", type=at_least(0), default=d.num_workers,
+                   help="decoding worker processes (0 = inline)")
+    g.add_argument("--cpu-threads", type=at_least(1), default=None, metavar="N",
+                   help="CPUs this process (each torchrun/srun rank) uses: one for the main process, the rest split "
+                        "over the decode workers (default: the CPUs it may run on, divided by the ranks on the node "
+                        "when they share them)")
     g.add_argument("--decode-timeout", type=at_least(0, float, above=True), default=d.decode_timeout,
                    help="seconds one sample's decoding may take before it is failed (a hanging decoder)")
     g.add_argument("--keep-mismatched", action="store_true",
@@ -236,7 +256,7 @@ def add_run_options(p: argparse.ArgumentParser, *, input_flags: tuple[str, ...],
 
 def run_settings(args: argparse.Namespace) -> RunSettings:
     return RunSettings(input=args.input, output_dir=args.output_dir, video_root=args.video_root,
-                       num_workers=args.num_workers, min_prompt_len=args.min_prompt_len,
+                       num_workers=args.num_workers, cpu_threads=args.cpu_threads, min_prompt_len=args.min_prompt_len,
                        skip_bad_entries=args.skip_bad_entries, decode_timeout=args.decode_timeout,
                        max_video_pixels=args.max_video_pixels, retry_crashed=args.retry_crashed,
                        record_format=args.record_format,

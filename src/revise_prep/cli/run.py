@@ -30,11 +30,18 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from revise_prep.pipeline.onepass import ArOptions, run_onepass
+def ar_options(args: argparse.Namespace):
+    """The AR-model part of ``run``'s flags."""
+    from revise_prep.pipeline.onepass import ArOptions
 
-    ar = ArOptions(model_path=args.model_path, dtype=args.ar_dtype, device=args.ar_device, task=args.task,
-                   on_video_error=args.on_video_error, all_frames=args.all_frames)
+    return ArOptions(model_path=args.model_path, dtype=args.ar_dtype, device=args.ar_device, task=args.task,
+                     on_video_error=args.on_video_error, all_frames=args.all_frames)
+
+
+def run(args: argparse.Namespace) -> int:
+    from revise_prep.pipeline.onepass import run_onepass
+
+    ar = ar_options(args)
     summary = run_onepass(options.run_settings(args), options.frame_settings(args), options.model_settings(args), ar,
                           keep_intermediate=args.keep_intermediate, keep_mismatched=args.keep_mismatched)
     return run_status(summary)

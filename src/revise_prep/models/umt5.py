@@ -234,8 +234,9 @@ class UMT5TextEncoder(ModuleAdapter):
         return len(self.tokenizer(clean_text(prompt), add_special_tokens=True)["input_ids"])
 
     @torch.inference_mode()
-    def encode(self, prompts: list[str]) -> list[torch.Tensor]:
-        """One CPU tensor [L_i, d_model] per prompt (model dtype), L_i = its unpadded token count.
+    def encode(self, prompts: list[str], *, to_cpu: bool = True) -> list[torch.Tensor]:
+        """One CPU tensor [L_i, d_model] per prompt (model dtype), L_i = its unpadded token count
+        (``to_cpu=False``: left on the model's device, for an engine that copies it back without waiting).
 
         Identical prompts are encoded once; the rest run in batches of ``batch_size`` padded to
         ``text_len`` (each row is computed independently of the others; see tests for bit-identity).
@@ -254,7 +255,8 @@ class UMT5TextEncoder(ModuleAdapter):
                 input_ids=ids.to(device, non_blocking=True),
                 attention_mask=mask.to(device, non_blocking=True),
             ).last_hidden_state
-            hidden = hidden.to("cpu")
+            if to_cpu:
+                hidden = hidden.to("cpu")
             for prompt, row, length in zip(chunk, hidden, mask.sum(dim=1).tolist()):
                 results[prompt] = row[:length].clone()  # clone: do not pin the whole batch's storage
         return [results[p] for p in prompts]

@@ -18,6 +18,7 @@ from revise_prep.video.transform import normalise_pixels
 
 from .base import ModuleAdapter, load_state_dict_file, resolve_dtype, source_id
 from .layouts import VAE_ORIGINAL_FILE, VAE_SUBFOLDER, VaeCheckpoint, find_vae, hub_download
+from .wan_vae_variants import backend_flags, compile_encoder, conv3d_fallback, cudnn_version, fold_padding, to_channels_last
 
 __all__ = ["WanVAE", "vae_config_from_original", "WAN21_LATENTS_MEAN", "WAN21_LATENTS_STD"]
 
@@ -143,13 +144,22 @@ def _load_model(ckpt: VaeCheckpoint):
 
 @dataclass(eq=False)
 class WanVAE(ModuleAdapter):
-    """A loaded Wan2.1 VAE that encodes clips to normalised latents (implements ``VideoEncoder``)."""
+    """A loaded Wan2.1 VAE that encodes clips to normalised latents (implements ``VideoEncoder``).
+
+    The variants (``wan_vae_variants``) are options here, so the pipeline never knows them: the H/W padding
+    folded into the convolutions (bit-identical on the CPU, always on unless ``fold=False``),
+    ``channels_last``, ``compiled``, ``strict_fp32`` and ``cudnn_benchmark``.
+    """
 
     model: torch.nn.Module
     identifier: str
     _mean: torch.Tensor = field(repr=False)
     _inv_std: torch.Tensor = field(repr=False)
     batch_clips: bool = False  # encode a [B,...] batch in one call (faster on a GPU; float32 bits may differ)
+    channels_last: bool = False  # NDHWC weights and activations (float32 bits differ from the default)
+    compiled: bool = False  # torch.compile'd encoder (float32 bits differ from the default)
+    strict_fp32: bool = False  # TF32 off on a GPU (PyTorch's default lets cuDNN convolutions use TF32)
+    cudnn_benchmark: bool = True  # cuDNN picks the fastest algorithm per shape (GPU)
 
     @classmethod
     def load(
@@ -160,39 +170,88 @@ class WanVAE(ModuleAdapter):
         device: str | torch.device = "cpu",
         tiling: bool = False,
         batch_clips: bool = False,
+        **variant,
     ) -> WanVAE:
-        """Load from a Wan release dir, a ``.pth`` file, a diffusers dir or a hub id (see ``layouts``)."""
+        """Load from a Wan release dir, a ``.pth`` file, a diffusers dir or a hub id (see ``layouts``);
+        ``variant``: ``channels_last``, ``compiled``, ``strict_fp32``, ``cudnn_benchmark``, ``fold``."""
         ckpt = find_vae(source)
         model = _load_model(ckpt)
+        return cls.wrap(model, identifier=f"wan2.1-vae:{source_id(source)}", dtype=dtype, device=device,
+                        tiling=tiling, batch_clips=batch_clips, **variant)
+
+    @classmethod
+    def wrap(
+        cls,
+        model: torch.nn.Module,
+        *,
+        identifier: str,
+        dtype: torch.dtype | str = torch.float32,
+        device: str | torch.device = "cpu",
+        tiling: bool = False,
+        batch_clips: bool = False,
+        channels_last: bool = False,
+        compiled: bool = False,
+        strict_fp32: bool = False,
+        cudnn_benchmark: bool = True,
+        fold: bool = True,
+        compile_backend: str = "inductor",
+    ) -> WanVAE:
+        """An ``AutoencoderKLWan`` already built (``load``, or random weights in the benchmarks) as the adapter."""
         model.eval().requires_grad_(False)
         target = resolve_dtype(dtype)
         if target != torch.float32:
             model.to(dtype=target)
-        model.to(device=torch.device(device))
+        dev = torch.device(device)
+        model.to(device=dev)
         if tiling:
             model.enable_tiling()
+        if channels_last:
+            to_channels_last(model)
+        elif fold:
+            fold_padding(model)
+        if compiled:
+            compile_encoder(model, backend=compile_backend)
         mean = torch.tensor(model.config.latents_mean, dtype=torch.float32)
         std = torch.tensor(model.config.latents_std, dtype=torch.float32)
         if mean.numel() != model.config.z_dim or std.numel() != model.config.z_dim:
             raise ValueError(f"latents_mean/std have {mean.numel()}/{std.numel()} values for z_dim {model.config.z_dim}")
         # As the original: multiply by 1/std computed in float32 (dividing by std differs by ~5e-7).
         inv_std = 1.0 / std
-        dev = torch.device(device)
+        if dev.type == "cuda":
+            version = cudnn_version()
+            log.debug("VAE on %s (%s): torch %s, CUDA %s, cuDNN %s, cudnn.benchmark %s, TF32 %s, channels-last %s, "
+                      "compiled %s", torch.cuda.get_device_name(dev), target, torch.__version__, torch.version.cuda,
+                      version, cudnn_benchmark, "off" if strict_fp32 else "PyTorch's default", channels_last, compiled)
+            if conv3d_fallback(version, target, channels_last):
+                log.warning("cuDNN %s: PyTorch runs %s 3-D convolutions in NCDHW layout on its slow vol2col path, "
+                            "not cuDNN; --vae-channels-last keeps them on cuDNN", version, target)
         return cls(
             model=model,
-            identifier=f"wan2.1-vae:{source_id(source)}",
+            identifier=identifier,
             _mean=mean.view(1, -1, 1, 1, 1).to(dev),
             _inv_std=inv_std.view(1, -1, 1, 1, 1).to(dev),
             batch_clips=batch_clips,
+            channels_last=channels_last,
+            compiled=compiled,
+            strict_fp32=strict_fp32,
+            cudnn_benchmark=cudnn_benchmark,
         )
 
     @property
     def z_dim(self) -> int:
         return int(self.model.config.z_dim)
 
+    def variant_signature(self) -> dict[str, bool]:
+        """The variants that change a record's bits, for the resume signature: only those switched on, so
+        records made without them keep their signature."""
+        on = {"vae_channels_last": self.channels_last, "vae_compile": self.compiled,
+              "vae_strict_fp32": self.strict_fp32}
+        return {k: True for k, v in on.items() if v}
+
     @torch.inference_mode()
-    def encode(self, videos: torch.Tensor) -> torch.Tensor:
-        """[B,3,T,H,W] in [-1,1] -> float32 [B,z,1+(T-1)//4,H/8,W/8] on the CPU, ``(mu - mean) * (1/std)``.
+    def encode(self, videos: torch.Tensor, *, to_cpu: bool = True) -> torch.Tensor:
+        """[B,3,T,H,W] in [-1,1] -> float32 [B,z,1+(T-1)//4,H/8,W/8] on the CPU, ``(mu - mean) * (1/std)``
+        (``to_cpu=False``: left on the model's device, for an engine that copies it back without waiting).
 
         ``videos`` may also be uint8 pixels (the step-1 frames before normalisation): they travel to the
         device at a quarter of the size and are normalised there with bit-identical values.
@@ -207,10 +266,13 @@ class WanVAE(ModuleAdapter):
         if device.type == "cuda" and videos.device.type == "cpu" and not videos.is_pinned():
             videos = videos.pin_memory()
         out = []
-        for clip in (videos,) if self.batch_clips else videos.split(1):
-            x = clip.to(device=device, non_blocking=True)
-            x = (normalise_pixels(x) if x.dtype == torch.uint8 else x).to(self.dtype)
-            mu = self.model.encode(x).latent_dist.mean
-            latent = (mu.float() - self._mean) * self._inv_std
-            out.append(latent.to("cpu", torch.float32))
+        with backend_flags(device, benchmark=self.cudnn_benchmark, strict_fp32=self.strict_fp32):
+            for clip in (videos,) if self.batch_clips else videos.split(1):
+                x = clip.to(device=device, non_blocking=True)
+                x = (normalise_pixels(x) if x.dtype == torch.uint8 else x).to(self.dtype)
+                # one layout for every caller (a clip may arrive as a permuted view of the decoded frames)
+                x = x.contiguous(memory_format=torch.channels_last_3d if self.channels_last else torch.contiguous_format)
+                mu = self.model.encode(x).latent_dist.mean
+                latent = (mu.float() - self._mean) * self._inv_std
+                out.append((latent.to("cpu", torch.float32) if to_cpu else latent).contiguous())
         return torch.cat(out)

@@ -71,8 +71,17 @@ class OnePassStage(Step1Stage):
 
     def __getstate__(self):
         state = super().__getstate__()
-        state["vila"] = None
+        state["vila"] = state["vila_id"] = None  # (the identifier is for the signature, in the main process)
         return state
+
+    @property
+    def encode_devices(self) -> list:
+        return [*super().encode_devices, *([self.vila.device] if self.vila is not None else [])]
+
+    def decoded_bytes(self) -> int:
+        """Step 1's frames plus the AR model's pixel tensor."""
+        pixels = self.inputs.num_frames * 3 * self.inputs.image_size ** 2 * torch.empty((), dtype=self.inputs.dtype).element_size()
+        return super().decoded_bytes() + pixels + (1 << 16)
 
     def signature(self) -> dict[str, Any]:
         ar = self.ar
@@ -125,7 +134,7 @@ class OnePassStage(Step1Stage):
         if not sample.is_caption:
             clips["target"] = self._read(sample, "target", sample.target_file, frames=frames,
                                          info=infos.get("target"))
-        return Decoded(item, {"clips": clips, "task": task.name, "pixels": pixels})
+        return Decoded(item, {"clips": clips, "task": task.name, "pixels": pixels}, transient=True)
 
     def encode(self, decoded: Decoded):
         data = decoded.data

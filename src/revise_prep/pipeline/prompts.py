@@ -14,9 +14,10 @@ import torch
 
 
 class PromptBank:
-    def __init__(self, encoder, upcoming: Iterable[str], batch_size: int = 8) -> None:
+    def __init__(self, encoder, upcoming: Iterable[str], batch_size: int = 8, *, on_device: bool = False) -> None:
         self.encoder = encoder
         self.batch_size = max(1, batch_size)
+        self.options = {"to_cpu": False} if on_device else {}  # embeddings stay on the encoder's device
         self.queue = deque(upcoming)
         self.remaining = Counter(self.queue)  # how many samples still need each prompt
         self.ready: dict[str, torch.Tensor] = {}
@@ -24,14 +25,26 @@ class PromptBank:
     def get(self, prompt: str) -> torch.Tensor:
         """The embedding of ``prompt`` (encoding it and the next upcoming prompts if needed)."""
         if prompt not in self.ready:
-            batch = [prompt]
-            while self.queue and len(batch) < self.batch_size:
-                nxt = self.queue.popleft()
-                if nxt not in self.ready and nxt not in batch:
-                    batch.append(nxt)
-            self.ready.update(zip(batch, self.encoder.encode(batch)))
+            self._encode_with(prompt)
         emb = self.ready[prompt]
         self.remaining[prompt] -= 1
         if self.remaining[prompt] <= 0:  # no later sample needs it: free it
             self.ready.pop(prompt, None)
         return emb
+
+    def prefetch(self) -> None:
+        """Encode the batch the first upcoming sample will need now (e.g. while its videos decode); the same
+        batch ``get`` would make, so the embeddings are the same."""
+        while self.queue and self.queue[0] in self.ready:
+            self.queue.popleft()
+        if self.queue:
+            self._encode_with(self.queue.popleft())
+
+    def _encode_with(self, prompt: str) -> None:
+        """Encode ``prompt`` together with the next ``batch_size - 1`` distinct upcoming prompts."""
+        batch = [prompt]
+        while self.queue and len(batch) < self.batch_size:
+            nxt = self.queue.popleft()
+            if nxt not in self.ready and nxt not in batch:
+                batch.append(nxt)
+        self.ready.update(zip(batch, self.encoder.encode(batch, **self.options)))

@@ -41,6 +41,7 @@ class Decoded:
     data: Any = None
     error: SampleError | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    transient: bool = False  # data is only read by encode, never kept in a record: the engine may reuse its memory
 
     def pin_memory(self) -> "Decoded":
         """Called by the DataLoader's pinning thread (``pin_memory=True``): page-locked frames copy to the GPU
@@ -67,8 +68,12 @@ class Stage(Protocol):
     """One step's work on one sample. Optional hooks an engine uses when present: ``prepare(todo)`` (once,
     with the items to do, e.g. to batch prompts), ``describe(item)`` (the item's report columns: source,
     target...), ``notices`` (set to the run's summarised per-sample messages), ``records_only`` (reports go
-    in the sidecar), ``decoder_threads`` (set by the engine: threads one decode may use) and ``pin_decoded``
-    (True when the encoder is on a GPU: decoded tensors are page-locked for the copy)."""
+    in the sidecar), ``decoder_threads`` (set by the engine: threads one decode may use), ``pin_decoded``
+    (True when the encoder is on a GPU: decoded tensors are page-locked for the copy), ``encode_devices``
+    (the models' devices, for the CPU budget), ``device`` with ``keep_on_device`` (the encoder's device; the
+    local engine sets ``keep_on_device`` and copies the record's GPU tensors back itself), ``decoded_bytes()``
+    (the most bytes of frames one sample decodes to: the size of the local engine's slots) and ``warm_up()``
+    (run the models once while the first samples decode)."""
 
     step: str  # "vae" | "ar" | "run": the meta tag resume checks
     list_name: str

@@ -116,6 +116,7 @@ class Step1Stage:
     records_only: bool = True  # the original step 2 lists this folder: reports go in its sidecar
     relative_video_paths: bool = False  # record video paths relative to the video root instead of absolute
     notices: Any = None  # set by the runner: per-sample messages, summarised
+    keep_on_device: bool = False  # set by the local engine: latents and embeddings stay on the GPU (it copies them)
     describe = staticmethod(describe)  # the report columns of an item
 
     @property
@@ -129,7 +130,44 @@ class Step1Stage:
                 "t5_dtype": str(self.t5.dtype).removeprefix("torch."), "text_len": self.t5.text_len,
                 "min_prompt_len": self.min_prompt_len,
                 "vae_tiling": bool(getattr(self.vae.model, "use_tiling", False)),
-                "vae_batch": bool(getattr(self.vae, "batch_clips", False))}
+                "vae_batch": bool(getattr(self.vae, "batch_clips", False)),
+                **(self.vae.variant_signature() if hasattr(self.vae, "variant_signature") else {})}
+
+    @property
+    def device(self):
+        """Where the frames are encoded (the VAE's device), or None without models."""
+        return self.vae.device if self.vae is not None else None
+
+    @property
+    def encode_devices(self) -> list:
+        """Every device a model of this stage runs on (the engine's CPU budget asks whether one is a CPU)."""
+        return [m.device for m in (self.vae, self.t5) if m is not None]
+
+    def decoded_bytes(self) -> int:
+        """The most bytes of frames one decoded sample holds (the largest bucket and count, both videos)."""
+        f = self.frames
+        area = max(h * w for h, w in f.buckets) if f.buckets else f.height * f.width
+        count = max(f.frame_buckets) if f.frame_buckets else f.frame_num
+        return 2 * (count * 3 * area + (1 << 16))
+
+    def warm_up(self) -> None:
+        """While the first samples decode: run the VAE once on zeros of the run's clip shape (on a GPU cuDNN
+        times its algorithms and kernels load; a compiled encoder compiles) and encode the first prompts.
+        Nothing on a plain CPU run (no algorithm to choose; the cores are decoding)."""
+        vae = self.vae
+        if vae is None or (vae.device.type == "cpu" and not getattr(vae, "compiled", False)):
+            return
+        if self.prompts is not None:
+            self.prompts.prefetch()
+        if uses_buckets(self.frames):
+            return  # the first clip's shape is not known yet
+        f = self.frames
+        batch = 2 if getattr(vae, "batch_clips", False) else 1
+        zeros = torch.zeros((batch, 3, f.frame_num, f.height, f.width), dtype=torch.uint8, device=vae.device)
+        vae.encode(zeros, **self._on_device())
+
+    def _on_device(self) -> dict[str, Any]:
+        return {"to_cpu": False} if self.keep_on_device else {}
 
     def __getstate__(self):  # workers only decode: never ship the models to them
         state = dict(self.__dict__)
@@ -139,7 +177,8 @@ class Step1Stage:
     def prepare(self, todo: list[WorkItem]) -> None:
         """Called once before the loop with the items to do, in order: queue their prompts for batching."""
         prompts = [it.payload.prompt for it in todo if passes_prompt_filter(it.payload.prompt, self.min_prompt_len)]
-        self.prompts = PromptBank(self.t5, prompts, batch_size=getattr(self.t5, "batch_size", 8))
+        self.prompts = PromptBank(self.t5, prompts, batch_size=getattr(self.t5, "batch_size", 8),
+                                  on_device=self.keep_on_device)
 
     def _check_prompt(self, sample: Sample) -> None:
         """The original's filter, applied before decoding (same outcome, no decoding wasted)."""
@@ -155,7 +194,7 @@ class Step1Stage:
         if not sample.is_caption:
             clips["target"] = self._read(sample, "target", sample.target_file, frames=frames,
                                          info=infos.get("target"))
-        return Decoded(item, clips)
+        return Decoded(item, clips, transient=True)  # the frames are encoded, never kept
 
     def _sample_frames(self, item: WorkItem) -> tuple[FrameSettings, dict[str, VideoInfo]]:
         """This sample's frame settings (its bucket, with ``--buckets`` / ``--frame-buckets``) and the probes that
@@ -205,11 +244,13 @@ class Step1Stage:
         """VAE latents of every clip and the umT5 embedding (batched across samples by the prompt bank)."""
         sample: Sample = item.payload
         videos = [c.frames.permute(1, 0, 2, 3) for c in clips.values()]
-        if len({v.shape for v in videos}) == 1:  # source and target together (one call with --vae-batch)
-            latents = list(self.vae.encode(torch.stack(videos)))
-        else:
-            latents = [self.vae.encode(v[None])[0] for v in videos]
-        text_emb = self.prompts.get(sample.prompt) if self.prompts is not None else self.t5.encode([sample.prompt])[0]
+        options = self._on_device()
+        if getattr(self.vae, "batch_clips", False) and len({v.shape for v in videos}) == 1:
+            latents = list(self.vae.encode(torch.stack(videos), **options))  # --vae-batch: one call (stacked on the GPU)
+        else:  # one clip at a time, each straight from where the worker put it (no stacked copy)
+            latents = [self.vae.encode(v[None], **options)[0] for v in videos]
+        text_emb = (self.prompts.get(sample.prompt) if self.prompts is not None
+                    else self.t5.encode([sample.prompt], **options)[0])
         # only an embedding that fills text_len can have been cut: count the untruncated tokens just then
         tokens = self.t5.token_count(sample.prompt) if text_emb.shape[0] >= self.t5.text_len else 0
         if tokens > self.t5.text_len:
@@ -252,6 +293,13 @@ def _labelled(sample: Sample, role: str):
         raise type(err)(err.reason, f"{sample.label}: {role} video: {message}", skip=err.skip) from None
 
 
+def vae_options(models: ModelSettings) -> dict[str, Any]:
+    """``WanVAE.load``/``wrap`` keywords of the settings (also what the benchmarks build their VAEs with)."""
+    return dict(dtype=models.vae_dtype, tiling=models.vae_tiling, batch_clips=models.vae_batch,
+                channels_last=models.vae_channels_last, compiled=models.vae_compile, strict_fp32=models.strict_fp32,
+                cudnn_benchmark=models.cudnn_benchmark)
+
+
 def load_step1_models(models: ModelSettings, rank: RankInfo):
     """Load the VAE and the text encoder once, on this rank's device(s)."""
     from revise_prep.models.umt5 import UMT5TextEncoder
@@ -265,8 +313,7 @@ def load_step1_models(models: ModelSettings, rank: RankInfo):
         raise InputError("no checkpoint given: pass --ckpt-dir (or --vae-path and --t5-path)")
     log.info("loading VAE from %s (%s, %s)", vae_source, models.vae_dtype, device)
     with loading("the VAE", vae_source):
-        vae = WanVAE.load(vae_source, dtype=models.vae_dtype, device=device, tiling=models.vae_tiling,
-                          batch_clips=models.vae_batch)
+        vae = WanVAE.load(vae_source, device=device, **vae_options(models))
     log.info("loading umT5 from %s (%s, %s)", t5_source, models.t5_dtype, t5_device)
     with loading("umT5", t5_source):
         t5 = UMT5TextEncoder.load(t5_source, dtype=models.t5_dtype, device=t5_device, text_len=models.text_len,

@@ -56,6 +56,7 @@ class ArSettings:
     all_frames: bool = True  # encode all 8 sampled frames as the original (False: only those reaching the LLM)
     auto_rotate: bool = True  # frames upright by the display matrix, as decord gives them
     num_workers: int = 2
+    cpu_threads: int | None = None  # CPUs this rank uses (None: its share of the affinity mask; engines/local/cpu_budget)
     decode_timeout: float = 300.0
     max_video_pixels: int = DEFAULT_MAX_VIDEO_PIXELS  # 0: no limit
     retry_crashed: bool = False
@@ -143,8 +144,21 @@ class Step2Stage:
 
     def __getstate__(self):  # never ship the model to the decoding workers
         state = dict(self.__dict__)
-        state["model"] = None
+        state["model"] = state["model_id"] = None  # (the identifier is for the signature, in the main process)
         return state
+
+    @property
+    def decoder_threads(self) -> int:
+        """FFmpeg threads for the AR frames (set by the engine from its CPU budget; 0: one per CPU)."""
+        return self.inputs.decoder_threads
+
+    @decoder_threads.setter
+    def decoder_threads(self, threads: int) -> None:
+        self.inputs = self.inputs.with_options(decoder_threads=threads)
+
+    @property
+    def encode_devices(self) -> list:
+        return [self.model.device] if self.model is not None else []
 
     def signature(self) -> dict[str, Any]:
         """What the records depend on; an existing record with other values is redone (resume check)."""

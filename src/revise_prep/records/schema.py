@@ -17,8 +17,11 @@ META_KEY = "meta"
 
 
 def _own(t: torch.Tensor) -> torch.Tensor:
-    """A compact CPU copy: pickling a view would store its whole (batch / padded) storage."""
-    return t.detach().to("cpu").contiguous().clone()
+    """A compact CPU copy: pickling a view would store its whole (batch / padded) storage. A GPU tensor stays
+    where it is: the local engine copies it into an exact-size host buffer without waiting for it."""
+    if t.device.type != "cpu":
+        return t.detach()
+    return t.detach().contiguous().clone()
 
 
 def step1_record(*, latent: torch.Tensor, latent_tgt: torch.Tensor | None, prompt: str,

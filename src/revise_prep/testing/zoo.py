@@ -2,8 +2,9 @@
 
 Each entry is written with PyAV in well under a second (64x48 .. 160x120, 12-30 frames), so tests generate
 the whole zoo per session and compare our reader with the original's decoders (OpenCV for step 1, decord
-for step 2). ``expect`` says what SPEC ("Videos as they arrive in real datasets") reports for the original's
-decoders on such a file; the tests assert it. Used by tests and ``bench/``; nothing here is needed at run time.
+for step 2). ``opencv`` / ``decord`` say what the original's decoders give on such a file at the versions
+requirements-lock.txt pins (OpenCV 5.1, decord 0.6.0); the tests assert it. Used by tests and ``bench/``;
+nothing here is needed at run time.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from .videos import _Painter, make_vfr_video
 __all__ = ["ZooVideo", "ZOO", "build_zoo", "write_frames", "write_lossless", "patch_mp4_rotation",
            "make_cut_with_edit_list"]
 
-# How the original's decoders behave on an entry (SPEC): equal to PyAV bit for bit, or not.
+# How the original's decoders behave on an entry, at the locked versions: equal to PyAV bit for bit, or not.
+# (OpenCV 5.0 also gave black frames for interlaced H.264 and could not decode AV1; 5.1 gives our frames.)
 SAME = "same"  # identical frames (after the same rotation)
-BLACK = "black"  # OpenCV 5.0: all-black frames (interlaced H.264)
-UNREADABLE = "unreadable"  # the OpenCV wheel cannot decode it (AV1): counts 0 frames
+UNREADABLE = "unreadable"  # the decoder cannot open it (decord 0.6.0 on AV1)
 DEPENDS = "build_dependent"  # 10-bit / HDR / interlaced chroma: the 8-bit conversion depends on the build
 WRONG = "wrong_frames"  # decord 0.6.0 returns other frames (MPEG-PS/TS, open GOP) or counts hidden ones (edit list)
 
@@ -199,7 +200,7 @@ ZOO: list[ZooVideo] = [
     ZooVideo("vp8_webm", "vp8.webm", 96, 64, 20, _enc("libvpx", bit_rate=400_000)),
     ZooVideo("vp9_webm", "vp9.webm", 96, 64, 20, _enc("libvpx-vp9", bit_rate=400_000)),
     ZooVideo("av1_svt", "av1.mp4", 96, 64, 20, _enc("libsvtav1", options={"preset": "12"}),
-             opencv=UNREADABLE, decord=UNREADABLE, tags=frozenset({"av1"})),
+             decord=UNREADABLE, tags=frozenset({"av1"})),
     ZooVideo("mpeg4_avi", "mpeg4.avi", 96, 64, 20, _enc("mpeg4", bit_rate=400_000)),
     ZooVideo("mjpeg_avi", "mjpeg.avi", 96, 64, 16, _enc("mjpeg", pix_fmt="yuvj420p")),
     ZooVideo("mpeg2_ps", "mpeg2.mpg", 96, 64, 20, _enc("mpeg2video", bit_rate=600_000, fps=25), decord=WRONG),
@@ -215,8 +216,8 @@ ZOO: list[ZooVideo] = [
     ZooVideo("anamorphic", "anamorphic.mp4", 96, 64, 20, _enc("libx264", options=X264, sar=Fraction(4, 3))),
     ZooVideo("odd_size", "odd.mp4", 90, 54, 20, _enc("libx264", options=X264)),
     ZooVideo("h264_interlaced", "interlaced.mp4", 96, 64, 20,
-             _enc("libx264", options={**X264, "x264-params": "interlaced=1:tff=1"}), opencv=BLACK,
-             decord=DEPENDS, tags=frozenset({"interlaced"})),
+             _enc("libx264", options={**X264, "x264-params": "interlaced=1:tff=1"}), decord=DEPENDS,
+             tags=frozenset({"interlaced"})),
     ZooVideo("rot90", "rot90.mp4", 128, 96, 12, _enc("libx264", options=X264), rotation=90),
     ZooVideo("rot180", "rot180.mp4", 128, 96, 12, _enc("libx264", options=X264), rotation=180),
     ZooVideo("rot270", "rot270.mp4", 128, 96, 12, _enc("libx264", options=X264), rotation=270),

@@ -20,10 +20,12 @@ def decoder_notes(info: VideoInfo) -> dict[str, str]:
     """Code -> one line, for each way the original's decoder would give other frames than we do."""
     notes: dict[str, str] = {}
     if info.interlaced:
-        notes[INTERLACED] = ("interlaced: the original's OpenCV 5.0 returns black frames; decoded properly "
-                             "(fields as FFmpeg outputs them, no deinterlacing)")
+        notes[INTERLACED] = ("interlaced: decord's conversion (the original's step 2) differs and OpenCV 5.0 "
+                             "returns black frames (5.1 decodes them as we do); decoded properly (fields as FFmpeg "
+                             "outputs them, no deinterlacing)")
     if info.codec in ("av1", "libdav1d", "libaom-av1"):
-        notes[AV1] = "AV1: the OpenCV wheel cannot decode it (the original skips it as too short); decoded"
+        notes[AV1] = ("AV1: decord cannot open it (the original's step 2 uses black frames) and OpenCV before 5.1 "
+                      "cannot decode it (step 1 skips it as too short); decoded")
     if info.bit_depth is not None and info.bit_depth > 8:
         notes[HIGH_BIT_DEPTH] = (f"{info.bit_depth}-bit: OpenCV's conversion to 8-bit RGB is build-dependent; "
                                  "PyAV's rgb24 conversion (the frame's own colour matrix and range) is used")

@@ -42,6 +42,7 @@ def load_ar_frames(
     on_error: OnError = "fail",
     only_first: int | None = None,
     auto_rotate: bool = True,
+    threads: int = 0,
 ) -> list[Image.Image]:
     """The ``num_frames`` sampled frames (``ar_frame_indices``) of a video as RGB PIL images.
 
@@ -49,13 +50,14 @@ def load_ar_frames(
     no further; the truncation check still runs, but a decode error after them goes unnoticed.
     ``on_error="fail"`` raises :class:`VideoError` (reason ``missing_file``, ``empty_file``, ``cannot_open``,
     ``no_video_stream``, ``insufficient_frames`` or ``decode_error``); ``"black"`` reproduces upstream: any
-    failure gives black 448x448 frames (``num_frames`` of them, or ``only_first``).
+    failure gives black 448x448 frames (``num_frames`` of them, or ``only_first``). ``threads``: decoder
+    threads (0: one per CPU).
     """
     if on_error not in ("fail", "black"):
         raise ValueError(f"on_error must be 'fail' or 'black', got {on_error!r}")
     wanted = num_frames if only_first is None else min(only_first, num_frames)
     try:
-        return _load(Path(path), num_frames, wanted, auto_rotate)
+        return _load(Path(path), num_frames, wanted, auto_rotate, threads)
     except VideoError as exc:
         if on_error == "fail":
             raise
@@ -63,13 +65,13 @@ def load_ar_frames(
         return black_frames(wanted)
 
 
-def _load(path: Path, num_frames: int, wanted: int, auto_rotate: bool = True) -> list[Image.Image]:
+def _load(path: Path, num_frames: int, wanted: int, auto_rotate: bool = True, threads: int = 0) -> list[Image.Image]:
     if not path.is_file():
         raise VideoError(errors.MISSING_FILE, f"video file not found: {path}")
     if path.stat().st_size == 0:
         raise VideoError(errors.EMPTY_FILE, f"video file is empty: {path}")
     resolved = sample_indices(path, num_frames, wanted)
-    frames = _decode_indices(path, sorted(set(resolved)), auto_rotate)
+    frames = _decode_indices(path, sorted(set(resolved)), auto_rotate, threads)
     return [Image.fromarray(frames[r]) for r in resolved]
 
 
@@ -85,14 +87,15 @@ def sample_indices(path: Path, num_frames: int = 8, wanted: int | None = None) -
     return resolved
 
 
-def _decode_indices(path: Path, indices: list[int], auto_rotate: bool = True) -> dict[int, np.ndarray]:
+def _decode_indices(path: Path, indices: list[int], auto_rotate: bool = True, threads: int = 0,
+                    ) -> dict[int, np.ndarray]:
     """Decode frames in presentation order up to ``max(indices)``, keeping the requested ones as RGB24 arrays.
 
     Uses step 1's reader, so unwanted non-reference H.264 frames are skipped undecoded (8 frames spread over a
     video leave most of it unwanted).
     """
     stats = DecodeStats()
-    out = dict(iter_frames_rgb(path, indices, threads=os.cpu_count() or 1, auto_rotate=auto_rotate, stats=stats))
+    out = dict(iter_frames_rgb(path, indices, threads=threads or os.cpu_count() or 1, auto_rotate=auto_rotate, stats=stats))
     missing = sorted(set(indices) - out.keys())
     if missing:
         raise VideoError(errors.DECODE_ERROR, f"{path}: frames {missing} could not be decoded "

@@ -55,6 +55,7 @@ class VilaInputs:
     decode_all_frames: bool = True
     num_frames: int = AR_NUM_FRAMES
     auto_rotate: bool = True
+    decoder_threads: int = 0  # FFmpeg threads for the AR frames (0: one per CPU)
 
     @classmethod
     def from_checkpoint(cls, ckpt: VilaCheckpoint, **options) -> "VilaInputs":
@@ -111,10 +112,13 @@ class VilaInputs:
     def _video_frames(self, path: PathLike, needed: int) -> list[Image.Image]:
         rotate = self.auto_rotate
         if self.decode_all_frames:
-            return load_ar_frames(path, self.num_frames, on_error=self.on_video_error, auto_rotate=rotate)
+            return load_ar_frames(path, self.num_frames, on_error=self.on_video_error, auto_rotate=rotate,
+                                  threads=self.decoder_threads)
         if self.on_video_error == "black":  # the original's fallback looks at all 8 frames: decode them all
-            return load_ar_frames(path, self.num_frames, on_error="black", auto_rotate=rotate)[:needed]
-        return load_ar_frames(path, self.num_frames, on_error="fail", only_first=needed, auto_rotate=rotate)
+            return load_ar_frames(path, self.num_frames, on_error="black", auto_rotate=rotate,
+                                  threads=self.decoder_threads)[:needed]
+        return load_ar_frames(path, self.num_frames, on_error="fail", only_first=needed, auto_rotate=rotate,
+                              threads=self.decoder_threads)
 
 
 def open_image(path: PathLike) -> Image.Image:

@@ -51,29 +51,40 @@ class RecordWriter:
         self._thread = threading.Thread(target=self._run, name="record-writer", daemon=True)
         self._thread.start()
 
-    def put(self, key: Any, path: Path, record: dict) -> None:
-        """Queue a record; blocks when ``max_pending`` are waiting; raises once writing has become impossible."""
+    def put(self, key: Any, path: Path, record: dict, ticket=None, *, release: bool = True) -> None:
+        """Queue a record; blocks when ``max_pending`` are waiting; raises once writing has become impossible.
+        ``ticket`` (``handoff.Ticket``): wait for the record's copies from the GPU before writing it, then give
+        their buffers back (unless ``release`` is False: another record queued later shares them)."""
         if self.fatal is not None:
             raise self.fatal
-        self._queue.put((key, path, record))
+        self._queue.put((key, path, record, ticket, release))
 
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 return
-            key, path, record = item
-            if self.fatal is not None:  # drop silently: the run is stopping, these samples stay undone
-                continue
+            key, path, record, ticket, release = item
             try:
-                write_record(path, record, fsync=self._fsync)
-            except FatalWriteError as err:
-                self.fatal = err
-                log.error("%s", self.fatal)
-            except Exception as err:  # noqa: BLE001 - a bad record must not stop the others
-                self._on_done(key, path, err)
-            else:
-                self._on_done(key, path, None)
+                self._write(key, path, record, ticket)
+            finally:
+                if ticket is not None and release:
+                    ticket.release()
+
+    def _write(self, key: Any, path: Path, record: dict, ticket) -> None:
+        if self.fatal is not None:  # drop silently: the run is stopping, these samples stay undone
+            return
+        try:
+            if ticket is not None:
+                ticket.wait()
+            write_record(path, record, fsync=self._fsync)
+        except FatalWriteError as err:
+            self.fatal = err
+            log.error("%s", self.fatal)
+        except Exception as err:  # noqa: BLE001 - a bad record must not stop the others
+            self._on_done(key, path, err)
+        else:
+            self._on_done(key, path, None)
 
     def close(self) -> None:
         """Wait for every queued record to be written; re-raise a fatal write error."""

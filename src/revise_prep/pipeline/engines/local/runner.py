@@ -9,7 +9,7 @@ merge (planning and finishing as every engine: ``engines/base.py``).
 from __future__ import annotations
 
 import logging
-import os
+import pickle
 import threading
 import time
 import traceback
@@ -21,6 +21,8 @@ import torch
 from revise_prep.errors import ENCODE_ERROR, WRITE_ERROR, SampleError
 from revise_prep.pipeline.dist import RankInfo, rank_info
 from revise_prep.pipeline.engines.base import failure_outcome, finish_run, plan_work, with_shape
+from revise_prep.pipeline.engines.local.cpu_budget import CpuBudget, apply_main_threads, budget_for
+from revise_prep.pipeline.engines.local.handoff import DeviceHandoff
 from revise_prep.pipeline.engines.local.workers import DecodePool, PoolStats, decode_one
 from revise_prep.pipeline.engines.writer import RecordWriter
 from revise_prep.pipeline.inflight import InflightJournal
@@ -34,6 +36,32 @@ from revise_prep.settings import EngineSettings, ExecutionSettings
 log = logging.getLogger(__name__)
 
 
+def device_handoff(stage: Stage) -> DeviceHandoff | None:
+    """The GPU hand-off when the stage encodes on a CUDA device (the stage then leaves its outputs there)."""
+    device = getattr(stage, "device", None)
+    if device is None or torch.device(device).type != "cuda":
+        return None
+    if hasattr(stage, "keep_on_device"):
+        stage.keep_on_device = True
+    return DeviceHandoff(torch.device(device))
+
+
+def _no_slot(decoded, event=None) -> None:
+    """Inline decoding has no slots to give back."""
+
+
+def _warm_first(loader, warm_up):
+    """``loader``'s items, with ``warm_up()`` run first (the workers are decoding already)."""
+    try:
+        warm_up()
+    except Exception:  # noqa: BLE001 - a warm-up is an optimisation: the first sample shows any real error
+        log.warning("model warm-up failed (the run goes on):\n%s", traceback.format_exc())
+    try:
+        yield from loader
+    finally:
+        loader.close()
+
+
 def _decode_inline(decode, items: list[WorkItem], timeout: float | None, journal: InflightJournal):
     """``--num-workers 0``: decode in this process (journalled first: a crash here kills the run)."""
     for item in items:
@@ -41,11 +69,12 @@ def _decode_inline(decode, items: list[WorkItem], timeout: float | None, journal
         yield decode_one(decode, item, timeout)
 
 
-def decoder_threads(num_workers: int) -> int:
-    """Decoder threads per worker so that all workers together use the machine's cores once (0: FFmpeg's default)."""
-    if num_workers <= 0:
-        return 0
-    return max(1, (os.cpu_count() or 1) // num_workers)
+def stage_budget(stage: Stage | None, settings: ExecutionSettings, rank: RankInfo) -> CpuBudget:
+    """This rank's CPU threads for ``stage`` (``cpu_budget``); a stage that does not say where its models run
+    counts as encoding on the CPU."""
+    devices = getattr(stage, "encode_devices", None)
+    on_cpu = devices is None or any(torch.device(d).type == "cpu" for d in devices)
+    return budget_for(settings.num_workers, rank.local_world_size, encode_on_cpu=on_cpu, override=settings.cpu_threads)
 
 
 class LocalEngine:
@@ -56,26 +85,101 @@ class LocalEngine:
 
     def run(self, factory: StageFactory, items: list[WorkItem], out: Path, settings: ExecutionSettings, *,
             loaded=None) -> dict[str, Any] | None:
-        """Load the step's models here (or use ``loaded``) and process this rank's share of ``items``."""
-        return run_stage(factory.build(self.rank, loaded), items, out, self.rank, settings)
+        """Load the step's models here (or use ``loaded``) and process this rank's share of ``items``. When the
+        models must be loaded, the decode workers start first, on the samples that have no record yet."""
+        early = EarlyDecode.start(factory, items, self.rank, settings) if loaded is None else None
+        try:
+            stage = factory.build(self.rank, loaded)
+        except BaseException:
+            if early is not None:
+                early.close()
+            raise
+        return run_stage(stage, items, out, self.rank, settings, early=early)
 
 
 ENGINE = LocalEngine
 
 
 def run_stage(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo,
-              settings: ExecutionSettings = ExecutionSettings()) -> dict[str, Any] | None:
+              settings: ExecutionSettings = ExecutionSettings(), *, early: EarlyDecode | None = None,
+              ) -> dict[str, Any] | None:
     """Process this rank's share of ``items`` into ``out``; returns the merged summary (or None while
-    other ranks are still running). Holds this rank's lock on the folder for the whole run."""
-    if hasattr(stage, "decoder_threads"):
-        stage.decoder_threads = decoder_threads(settings.num_workers)
-    layout = stage_layout(stage, out).prepare()
-    with ShareLock(layout.meta, rank.rank, rank.world_size):
-        return _run_locked(stage, items, out, rank, settings)
+    other ranks are still running). Holds this rank's lock on the folder for the whole run. ``early``: decode
+    workers started before the models loaded (used if they decode what the plan needs, else stopped)."""
+    try:
+        budget = stage_budget(stage, settings, rank)
+        if hasattr(stage, "decoder_threads"):
+            stage.decoder_threads = budget.decoder_threads
+        if early is not None and not early.matches(stage):
+            log.debug("the loaded stage decodes differently from the early decode workers: restarting them")
+            early = early.close()
+        apply_main_threads(budget)
+        layout = stage_layout(stage, out).prepare()
+        with ShareLock(layout.meta, rank.rank, rank.world_size):
+            return _run_locked(stage, items, out, rank, settings, early)
+    finally:
+        if early is not None:
+            early.close()  # (a no-op once the run has taken its workers)
+
+
+class EarlyDecode:
+    """Decode workers started before the models load, on this rank's samples that have no record yet (those
+    are to do whatever the resume check finds), with the stage as the workers see it (no models)."""
+
+    def __init__(self, decoder: Stage, items: list[WorkItem], pool: DecodePool) -> None:
+        self.decoder, self.items, self.pool = decoder, items, pool
+        self.results = pool.map(items)
+        self.state = pickle.dumps(decoder)
+
+    @classmethod
+    def start(cls, factory: StageFactory, items: list[WorkItem], rank: RankInfo,
+              settings: ExecutionSettings) -> EarlyDecode | None:
+        if settings.num_workers <= 0:
+            return None
+        fresh = [it for it in rank.shard(items) if it.failure is None and it.path is not None and not it.path.exists()]
+        if not fresh:
+            return None
+        try:
+            decoder = factory.build(None)
+            if hasattr(decoder, "decoder_threads"):
+                decoder.decoder_threads = budget_for(settings.num_workers, rank.local_world_size, encode_on_cpu=False,
+                                                     override=settings.cpu_threads).decoder_threads
+            slots = decoder.decoded_bytes() if hasattr(decoder, "decoded_bytes") else 0
+            pool = DecodePool(decoder.decode, settings.num_workers, timeout=settings.decode_timeout, slot_bytes=slots)
+            return cls(decoder, fresh, pool)
+        except Exception:  # noqa: BLE001 - an optimisation: the run starts its workers after the models load
+            log.debug("decode workers not started early:\n%s", traceback.format_exc())
+            return None
+
+    def matches(self, stage: Stage) -> bool:
+        """Whether the loaded stage decodes exactly as the early workers do (what the workers get is equal);
+        a stage that does not say what its workers get (no ``__getstate__`` dropping its models) never does."""
+        if getattr(type(stage), "__getstate__", object.__getstate__) is object.__getstate__:
+            return False
+        try:
+            return pickle.dumps(stage) == self.state
+        except Exception:  # noqa: BLE001
+            return False
+
+    def take(self, todo: list[WorkItem]):
+        """(pool, results) when the plan's samples are the early ones, in order; else stop them and None."""
+        if self.results is not None and [it.index for it in todo] == [it.index for it in self.items]:
+            log.debug("the %d decode workers started before the models loaded go on", self.pool.num_workers)
+            taken, self.results = (self.pool, self.results), None
+            return taken
+        log.debug("the plan differs from the samples decoding since before the models loaded: restarting the workers")
+        self.close()
+        return None
+
+    def close(self) -> None:
+        if self.results is not None:
+            self.results.close()
+            self.results = None
+        return None
 
 
 def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo,
-                settings: ExecutionSettings) -> dict[str, Any] | None:
+                settings: ExecutionSettings, early: EarlyDecode | None = None) -> dict[str, Any] | None:
     describe = describer(stage)
     num_workers, decode_timeout = settings.num_workers, settings.decode_timeout
     notices = Notices(log)
@@ -102,14 +206,24 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo,
                 outcomes.append(Outcome(index=item.index, name=item.name, status="failed", reason=WRITE_ERROR,
                                         message=f"cannot write {path}: {error}", **describe(item)))
 
+    handoff = device_handoff(stage)
     if hasattr(stage, "prepare"):
         stage.prepare(todo)
-    if num_workers > 0:
-        pool = DecodePool(stage.decode, num_workers, timeout=decode_timeout,
-                          pin_memory=getattr(stage, "pin_decoded", False) and torch.cuda.is_available())
-        stats, loader = pool.stats, pool.map(todo)
+    pin = getattr(stage, "pin_decoded", False) and torch.cuda.is_available()
+    taken = early.take(todo) if early is not None else None
+    if taken is not None:  # the workers that started before the models loaded go on
+        pool, loader = taken
+        pool.pin(pin)
+        stats, release = pool.stats, pool.release
+    elif num_workers > 0:
+        pool = DecodePool(stage.decode, num_workers, timeout=decode_timeout, pin_memory=pin,
+                          slot_bytes=stage.decoded_bytes() if hasattr(stage, "decoded_bytes") else 0)
+        stats, loader, release = pool.stats, pool.map(todo), pool.release
     else:
         stats, loader = PoolStats(), _decode_inline(stage.decode, todo, decode_timeout, journal)
+        release = _no_slot
+    if todo and hasattr(stage, "warm_up"):
+        loader = _warm_first(loader, stage.warm_up)  # the models warm up while the first samples decode
     writer = RecordWriter(on_written)
     planned = len(outcomes)  # what the loop appends after this was processed by this run
     start = time.perf_counter()
@@ -126,7 +240,15 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo,
                                decoded.error.message)
             else:
                 try:
+                    if handoff is not None:  # one non-blocking copy per clip; its slot is free once it has arrived
+                        decoded.data, arrived = handoff.to_device(decoded.data)
+                        release(decoded, arrived)
                     record = stage.encode(decoded)
+                    ticket = None
+                    if handoff is not None:  # back through page-locked buffers: the writer waits, not this loop
+                        main, extras = record if isinstance(record, tuple) else (record, [])
+                        (main, *copied), ticket = handoff.to_host(main, *[e for _, e in extras])
+                        record = (main, [(p, e) for (p, _), e in zip(extras, copied)]) if extras else main
                 except SampleError as err:
                     failed = failure_outcome(item, err, describe(item))
                 except Exception as err:  # noqa: BLE001 - record it, keep going
@@ -138,9 +260,11 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo,
                     if isinstance(record, tuple):  # (record, [(path, intermediate record), ...])
                         record, extras = record
                         for path, extra in extras:
-                            writer.put(None, path, extra)
+                            writer.put(None, path, extra, ticket, release=False)  # the main record's buffers
                     shapes[item.index] = record_shape(record)
-                    writer.put(item, item.path, record)
+                    writer.put(item, item.path, record, ticket)
+                finally:
+                    release(decoded)  # (CPU) the sample is encoded: its slot may take another
             if failed is not None:
                 with lock:
                     outcomes.append(failed)

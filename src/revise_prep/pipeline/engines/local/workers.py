@@ -11,11 +11,13 @@ input order, like the DataLoader it replaces, with three differences:
 * nothing is raised for a sample: every input position gets exactly one result.
 
 Each worker holds one sample at a time (so a death costs one sample); at most ``prefetch`` results per
-worker are decoded ahead of the consumer. Tensors travel through shared memory, by file name
-(``file_system`` strategy, set in the workers only), so a result already sent stays readable when its
-worker is killed or stopped afterwards. The supervisor thread copies them to page-locked memory
-(``pin_memory``, for the GPU) or maps their pages in (CPU), off the encode loop. Workers are forked, as
-the DataLoader's were (``START_METHOD``).
+worker are decoded ahead of the consumer. With ``slot_bytes``, the big tensors of a result its stage marks
+``transient`` are written into one of a small ring of shared slots made once by this process (page-locked
+once with ``pin_memory``; ``pipeline/handoff.py``): the consumer reads them in place and gives the slot back
+with ``release``. Other tensors travel through shared memory, by file name (``file_system`` strategy, set in
+the workers only), so a result already sent stays readable when its worker is killed or stopped afterwards;
+the supervisor thread copies those to page-locked memory (``pin_memory``, for the GPU) or maps their pages in
+(CPU), off the encode loop. Workers are forked, as the DataLoader's were (``START_METHOD``).
 
 pebble's ``ProcessPool`` has the same death/timeout model (a timed-out task kills its worker,
 ``ProcessExpired`` for a dead one) but would add a runtime dependency and still need the ordering, the
@@ -43,6 +45,7 @@ import torch
 import torch.multiprocessing
 
 from revise_prep.errors import DECODE_ERROR, DECODE_TIMEOUT, DECODER_CRASHED, SampleError
+from revise_prep.pipeline.engines.local.handoff import SlotRing, place, slots_supported
 from revise_prep.pipeline.stage import Decoded, map_tensors
 
 log = logging.getLogger(__name__)
@@ -136,8 +139,12 @@ def _worker_main(decode: Decode, conn) -> None:
             return
         if msg is None:
             return
-        pos, item = msg
+        pos, item, slot = msg
         result = decode_one(decode, item)
+        if slot is not None and result.error is None and getattr(result, "transient", False):
+            result.data, placed = place(result.data, slot)
+            if placed:
+                result.extra["slot"] = slot.index
         try:
             conn.send((pos, result))
         except (EOFError, OSError):
@@ -163,6 +170,11 @@ def _prefault(decoded):
     return decoded
 
 
+def _pin_unplaced(data):
+    """Pin the tensors that stayed out of the slot (the small ones); the slot's views are page-locked already."""
+    return map_tensors(data, lambda t: t if t.is_pinned() else t.pin_memory())
+
+
 def _touch(t: torch.Tensor) -> torch.Tensor:
     if t.is_shared() and t.numel():
         pages = torch.empty(0, dtype=torch.uint8).set_(t.untyped_storage())
@@ -184,7 +196,7 @@ class DecodePool:
     """``decode`` over items in ``num_workers`` supervised processes; see the module docstring."""
 
     def __init__(self, decode: Decode, num_workers: int, *, timeout: float | None = None, pin_memory: bool = False,
-                 prefetch: int = 2, start_method: str = START_METHOD) -> None:
+                 prefetch: int = 2, start_method: str = START_METHOD, slot_bytes: int = 0) -> None:
         if num_workers < 1:
             raise ValueError("DecodePool needs at least one worker (decode inline otherwise)")
         self.decode = decode
@@ -194,16 +206,62 @@ class DecodePool:
         self.window = max(1, prefetch) * num_workers
         self.ctx = multiprocessing.get_context(start_method)
         self.stats = PoolStats()
+        # a slot per worker and two more (one being encoded, one ready); forked workers inherit them
+        self.slot_bytes = slot_bytes if slot_bytes > 0 and start_method == "fork" and slots_supported() else 0
+        self.slots = min(self.window, num_workers + 2)
+        self._run: _Run | None = None
 
-    def map(self, items: list) -> Iterator:
-        """Yield one Decoded per item, in input order."""
-        run = _Run(self, items)
+    def pin(self, on: bool) -> None:
+        """From now on, page-lock for the GPU (the slots at once; results outside them as they come): for a pool
+        started before the models loaded."""
+        if on and not self.pin_memory:
+            self.pin_memory = True
+            run = self._run
+            if run is not None and run.ring is not None:
+                run.ring.register()
+
+    def release(self, decoded, event=None) -> None:
+        """The consumer is done with ``decoded``'s slot (its copy to the GPU ends with ``event``, when given)."""
+        index = decoded.extra.pop("slot", None) if getattr(decoded, "extra", None) else None
+        run = self._run
+        if index is not None and run is not None and run.ring is not None:
+            run.ring.release(index, event)
+            run._wake()
+
+    def map(self, items: list) -> "Results":
+        """One Decoded per item, in input order. The workers start now (not at the first ``next``), so the
+        caller can do other work (warm up its models) while the first items decode; ``close()`` stops them."""
+        run = self._run = _Run(self, items)
         run.start()
+        return Results(run, len(items))
+
+
+class Results(Iterator):
+    """The results of ``DecodePool.map``: an iterator whose ``close()`` (or end, or garbage collection) stops
+    the workers."""
+
+    def __init__(self, run: "_Run", count: int) -> None:
+        self._run, self._left = run, count
+
+    def __next__(self):
+        if self._left <= 0 or self._run is None:
+            self.close()
+            raise StopIteration
         try:
-            for _ in range(len(items)):
-                yield run.get()
-        finally:
+            result = self._run.get()
+        except BaseException:
+            self.close()
+            raise
+        self._left -= 1
+        return result
+
+    def close(self) -> None:
+        run, self._run = self._run, None
+        if run is not None:
             run.stop()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class _Run:
@@ -224,11 +282,18 @@ class _Run:
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
         self.workers: list[_Worker] = []
         self.thread = threading.Thread(target=self._supervise, name="decode-supervisor", daemon=True)
+        self.ring: SlotRing | None = None
+        self.slot_of: dict[int, int] = {}  # position -> its slot, from dispatch until it is emitted
+        self.starved = False  # the next position waits for a slot
+        self.last = None  # the result handed out last: its slot is released when the next one is taken
 
     # -- consumer side -------------------------------------------------------------------------------------
 
     def start(self) -> None:
         n = min(self.pool.num_workers, len(self.items))
+        if self.pool.slot_bytes and self.items:
+            self.ring = SlotRing(min(self.pool.slots, len(self.items)), self.pool.slot_bytes,
+                                 register=self.pool.pin_memory)  # before the workers fork: they inherit it
         self.workers = [_Worker(self.pool.ctx, self.pool.decode) for _ in range(n)]
         self.thread.start()
 
@@ -242,6 +307,9 @@ class _Run:
                     raise RuntimeError("the decode supervisor stopped unexpectedly") from None
         if isinstance(result, BaseException):
             raise result
+        if self.last is not None:  # its slot, unless the consumer released it already (with its copy's event)
+            self.pool.release(self.last)
+        self.last = result
         self.consumed += 1
         self._wake()
         return result
@@ -250,6 +318,10 @@ class _Run:
         self.stopping.set()
         self._wake()
         self.thread.join()
+        self.last = None  # no result of this run is held here after it (their shared memory goes with them)
+        self.done.clear()
+        if self.pool._run is self:
+            self.pool._run = None
         for w in self.workers:
             with contextlib.suppress(OSError, ValueError):
                 w.conn.send(None)
@@ -261,6 +333,8 @@ class _Run:
             w.conn.close()
         os.close(self.wake_r)
         os.close(self.wake_w)
+        if self.ring is not None:
+            self.ring.close()
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
@@ -285,20 +359,33 @@ class _Run:
                 continue
             if w.first is not None:
                 pos, w.first = w.first, None
-            elif self.pending and self.pending[0] < self.consumed + self.pool.window:
+            elif self.pending and self.pending[0] < self.consumed + self.pool.window and self._slot_for(self.pending[0]):
                 pos = self.pending.popleft()
             else:
                 continue
+            slot = self.ring.spec(self.slot_of[pos]) if pos in self.slot_of else None
             try:
-                w.conn.send((pos, self.items[pos]))
+                w.conn.send((pos, self.items[pos], slot))
             except (OSError, ValueError):  # died before taking it: the sample was never started there
                 self.pending.appendleft(pos)
                 self._on_death(w)
                 continue
             w.task = (pos, time.monotonic())
 
+    def _slot_for(self, pos: int) -> bool:
+        """Give ``pos`` a slot (kept through retries until it is emitted); False while none is free."""
+        self.starved = False
+        if self.ring is None or pos in self.slot_of:
+            return True
+        index = self.ring.acquire()
+        if index is None:
+            self.starved = True
+            return False
+        self.slot_of[pos] = index
+        return True
+
     def _wait(self) -> None:
-        timeout = 1.0
+        timeout = 0.005 if self.starved else 1.0  # a slot comes free when a copy to the GPU ends: look soon
         if self.pool.timeout is not None:
             starts = [w.task[1] for w in self.workers if w.task is not None]
             if starts:
@@ -395,7 +482,16 @@ class _Run:
     def _emit(self) -> None:
         while self.next_emit in self.done:
             decoded = self.done.pop(self.next_emit)
+            index = self.slot_of.pop(self.next_emit, None)
+            placed = index is not None and decoded.extra.get("slot") == index
+            if placed:
+                decoded.data = self.ring.restore(index, decoded.data)  # views of the slot: no copy, no pinning
+            elif index is not None:
+                self.ring.release(index)  # nothing was placed (a failure, or data that is not transient)
             if getattr(decoded, "error", None) is None:
-                decoded = decoded.pin_memory() if self.pool.pin_memory else _prefault(decoded)
+                if not placed:
+                    decoded = decoded.pin_memory() if self.pool.pin_memory else _prefault(decoded)
+                elif self.pool.pin_memory:
+                    decoded.data = _pin_unplaced(decoded.data)
             self.out.put(decoded)
             self.next_emit += 1
