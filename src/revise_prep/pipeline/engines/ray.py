@@ -226,9 +226,11 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
                     got[index] = _outcome(item, result, describe)
                     if got[index].status == "done":
                         plan.index.add(item.path, plan.sig, result.get("shape"))
+                        plan.journal.end(item.name)
                     else:
-                        notices(got[index].reason, "%s: %s: %s", item.name or index, got[index].reason,
-                                got[index].message)
+                        notices.sample(item.name, result["error"], "%s: %s: %s", item.name or index,
+                                       got[index].reason, got[index].message)
+                        plan.journal.end(item.name, got[index].status, got[index].reason)
                     bar.update(1)
             finally:
                 bar.close()
@@ -240,7 +242,7 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
     if missing:
         raise RuntimeError(f"ray: no result for sample(s) {missing[:10]}; re-run the same command to resume")
     return finish_run(stage, out, rank, outcomes + list(got.values()), time.perf_counter() - start, settings,
-                      {"quarantined": plan.quarantined})
+                      {"quarantined": plan.quarantined}, processed=len(got))
 
 
 def _decoding_stage(factory: StageFactory) -> Stage:
