@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from contextlib import contextmanager
 
 
@@ -34,6 +36,10 @@ class InputError(ValueError):
     """A malformed input file (JSON list, list file); raised before any work starts."""
 
 
+class NothingToDoError(InputError):
+    """The input holds no sample at all: nothing can be produced (exit status 5, as a run that produced nothing)."""
+
+
 class FolderBusyError(RuntimeError):
     """Another live process is writing the same share of this output folder."""
 
@@ -45,7 +51,8 @@ def loading(what: str, source: object):
         yield
     except InputError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as err:
+    except (OSError, ValueError, KeyError, RuntimeError, ImportError, EOFError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as err:  # a damaged weights file: torch.load's own errors
         raise InputError(f"cannot load {what} from {source}: {type(err).__name__}: {err}") from err
 
 

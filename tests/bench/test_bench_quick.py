@@ -75,3 +75,9 @@ def test_bench_handoff_quick(tmp_path):
     for row in ("DataLoader (before)", "DecodePool (after)", "worker death", "| before: fresh shared memory",
                 "| after: reused slots"):
         assert row in text, row
+
+
+def test_bench_preflight_quick(tmp_path):
+    text = _run("preflight", tmp_path)
+    assert "| empty input | 5, " in text and "| --num-workers -1 | 2, " in text
+    assert "command to first model load, 2,000 pairs" in text and "nan" not in text

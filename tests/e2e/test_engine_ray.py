@@ -239,6 +239,18 @@ def test_worker_killed_while_encoding_redoes_its_sample_once(outputs, tmp_path, 
     assert_same_folder(outputs / "local" / "vae", out, "vae_features.txt", 4)
 
 
+def test_status_of_a_ray_folder(outputs):
+    """`revise-prep status` reads a Ray run's folder as a local one's: the driver is rank 0 of 1."""
+    from revise_prep.records.status import folder_status
+
+    for step in ("vae", "run"):
+        st = folder_status(outputs / "ray" / step)
+        summary = json.loads((Path(st["reports"]) / "summary.json").read_text())
+        assert st["state"] == "finished" and st["engine"] == "ray" and st["world_size"] == 1, step
+        assert {k: v for k, v in st["counts"].items() if v} == summary["by_status"], step
+        assert st["reasons"] == summary["reasons_by_status"], step
+
+
 class Poisoned:
     """A step-1 stage whose ``decode`` / ``encode`` of some samples (by input index) first does something to its
     own process: "stop" (SIGSTOP: a decoder hung inside C code), "kill" (SIGKILL), or "kill-holder" (SIGKILL the

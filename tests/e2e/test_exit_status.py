@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from revise_prep.cli import main
-from revise_prep.cli import status as st
+from revise_prep.cli import exit_codes as st
 from revise_prep.records.atomic import atomic_write_bytes
 from revise_prep.records.safe_pickle import dumps
 
@@ -51,8 +51,9 @@ def test_common_mistakes_are_one_line_and_status_2(tmp_path, pairs, wan_release,
     _one_line_usage_error(caplog, ["inspect", str(tmp_path / "missing.pkl")], "no such file")
     _one_line_usage_error(caplog, ["ar", "--data-file", str(pairs), "--model-path", str(tmp_path / "vila"),
                                    "--result-folder", str(tmp_path / "ar")], "JSON input list")
-    (tmp_path / "empty-step1").mkdir()
-    _one_line_usage_error(caplog, ["ar", "--data-file", str(tmp_path / "empty-step1"), "--model-path",
+    (tmp_path / "step1").mkdir()
+    atomic_write_bytes(tmp_path / "step1" / "r.pkl", dumps({"prompt": "p", "latent_feature": torch.zeros(2, 3)}))
+    _one_line_usage_error(caplog, ["ar", "--data-file", str(tmp_path / "step1"), "--model-path",
                                    str(tmp_path / "no-vila"), "--result-folder", str(tmp_path / "ar")], "no-vila")
     caplog.clear()
     assert main([*base, "--frame-num", "16", "--debug"]) == st.USAGE  # --debug anywhere: the traceback too
@@ -68,13 +69,19 @@ def test_bad_flag_value_is_one_line(tmp_path, capsys):
 
 
 def test_nothing_produced(tmp_path, pairs, wan_release, caplog):
+    from revise_prep.testing.videos import make_video
+
     common = ["--ckpt-dir", str(wan_release), "--text-len", "16", "--num-workers", "0", "--frame-num", "5",
               "--target-size", "32,48", "--no-progress"]
     (tmp_path / "empty.json").write_text("[]")
     assert main(["vae", "--input", str(tmp_path / "empty.json"), "--output-dir", str(tmp_path / "e"), *common]) \
         == st.NOTHING_PRODUCED
     assert "the input has no samples" in _errors(caplog)[-1].getMessage()
-    assert main(["vae", "--input", str(pairs), "--output-dir", str(tmp_path / "f"), *common]) == st.NOTHING_PRODUCED
+    make_video(tmp_path / "short.mp4", frames=3, width=48, height=32)  # too short for 5 frames: skipped
+    pairs.write_text(json.dumps([{"source_video_path": "short.mp4", "target_video_path": "short.mp4",
+                                  "instruction": "a long enough instruction for the filter"}]))
+    assert main(["vae", "--input", str(pairs), "--video-root", str(tmp_path), "--output-dir", str(tmp_path / "f"),
+                 *common]) == st.NOTHING_PRODUCED
 
 
 def test_broken_pipe_is_quiet(tmp_path):

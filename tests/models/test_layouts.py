@@ -282,3 +282,51 @@ def test_real_umt5_xxl_shapes_give_real_config():
     got = (cfg.vocab_size, cfg.d_model, cfg.d_kv, cfg.d_ff, cfg.num_layers, cfg.num_heads, cfg.relative_attention_num_buckets)
     assert got == (256384, 4096, 64, 10240, 24, 64, 32)
     assert cfg.relative_attention_max_distance == 128 and cfg.is_gated_act and cfg.dense_act_fn == "gelu_new"
+
+
+# --- what the loaders will read, checked without loading ---------------------------------------------
+
+
+def test_weights_problems_without_loading(tmp_path, releases):
+    from revise_prep.models.layouts import t5_problems, vae_problems, weights_problem
+
+    orig, diff = releases["original"], releases["diffusers"]
+    assert weights_problem(orig / "Wan2.1_VAE.pth") is None
+    assert weights_problem(diff / "vae" / "diffusion_pytorch_model.safetensors") is None
+    assert vae_problems(find_vae(diff)) == [] and t5_problems(find_t5(orig)) == t5_problems(find_t5(diff)) == []
+    data = (orig / "Wan2.1_VAE.pth").read_bytes()
+    cases = {"empty.pth": (b"", "empty file"), "cut.pth": (data[: len(data) // 2], "truncated or damaged"),
+             "page.pth": (b"<!DOCTYPE html><html>" * 10, "not a torch checkpoint"),
+             "cut.safetensors": ((diff / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()[:-10],
+                                 "truncated")}
+    for name, (content, why) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        assert why in weights_problem(tmp_path / name), name
+    torch.save({"x": torch.zeros(1)}, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    assert weights_problem(tmp_path / "legacy.pth") is None
+    (diff / "vae" / "config.json").rename(tmp_path / "keep.json")  # a folder whose config is another model's
+    (diff / "vae" / "config.json").write_text('{"architectures": ["LlavaLlamaModel"], "model_type": "llava_llama"}')
+    try:
+        [problem] = vae_problems(find_vae(diff))
+        assert "LlavaLlamaModel" in problem and "VILA checkpoint" in problem and "not a Wan VAE" in problem
+    finally:
+        (tmp_path / "keep.json").replace(diff / "vae" / "config.json")
+
+
+def test_a_damaged_checkpoint_that_reaches_the_loader_is_one_line(tmp_path):
+    """Past the pre-flight (a library caller), torch.load's own errors still become one InputError line."""
+    from revise_prep.errors import InputError, loading
+
+    bad = tmp_path / "Wan2.1_VAE.pth"
+    bad.write_bytes(b"<html>rate limited</html>" * 8)
+    with pytest.raises(InputError, match="cannot load the VAE from .*UnpicklingError"):
+        with loading("the VAE", bad):
+            WanVAE.load(bad)
+
+
+def test_hub_is_not_asked_offline(monkeypatch):
+    from revise_prep.models import hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    answer = hub.ask("no-such-org-revise-prep/no-such-repo")
+    assert not answer.found and "HF_HUB_OFFLINE is set (the hub was not asked)" in answer.detail

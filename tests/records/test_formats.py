@@ -45,6 +45,22 @@ def test_convert_both_ways(tmp_path):
     same(rec, load_record(tmp_path / "back" / "r.pkl"))
 
 
+def test_convert_does_not_overwrite_unless_asked(tmp_path, caplog):
+    rec = record()
+    atomic_write_bytes(tmp_path / "r.pkl", serialize(rec, "r.pkl"))
+    (tmp_path / "r.safetensors").write_text("an unrelated file the user keeps\n")
+    assert main(["convert", str(tmp_path / "r.pkl"), "--to", "safetensors"]) == 1
+    assert (tmp_path / "r.safetensors").read_text() == "an unrelated file the user keeps\n"
+    assert f"{tmp_path / 'r.safetensors'} exists; nothing converted (--overwrite replaces it)" in caplog.text
+    assert main(["convert", str(tmp_path / "r.pkl"), "--to", "safetensors", "--overwrite"]) == 0
+    same(rec, load_record(tmp_path / "r.safetensors"))
+    write_list(tmp_path / "list.txt", [str(tmp_path / "r.pkl")])  # the converted list file is a target too
+    (tmp_path / "list.safetensors.txt").write_text("keep me\n")
+    (tmp_path / "r.safetensors").unlink()
+    assert main(["convert", str(tmp_path / "list.txt"), "--to", "safetensors"]) == 1
+    assert (tmp_path / "list.safetensors.txt").read_text() == "keep me\n" and not (tmp_path / "r.safetensors").exists()
+
+
 def test_convert_writes_the_per_shape_lists(tmp_path):
     """A list file of bucketed records converts into a list plus one list per shape beside it, as the run wrote."""
     from revise_prep.records.shapes import shape_list_path, sibling_shape_lists

@@ -47,3 +47,25 @@ def test_list_summary_json(tmp_path, capsys):
     assert list(info["unreadable"]) == [str(tmp_path / "broken.pkl")]
     assert main(["inspect", "--json", str(tmp_path / "list.txt")]) == 1
     assert json.loads(capsys.readouterr().out)["prompt_length"]["max"] == len("a prompt of some length")
+
+
+def test_damaged_records_are_one_line_exit_1(tmp_path, caplog):
+    """inspect, preview and convert name a damaged record and the reason in one line (no traceback), exit 1."""
+    import logging
+
+    good = torch.zeros(2, 3)
+    _write(tmp_path / "r.pkl", good)
+    data = (tmp_path / "r.pkl").read_bytes()
+    (tmp_path / "cut.pkl").write_bytes(data[: len(data) // 2])
+    (tmp_path / "empty.pkl").write_bytes(b"")
+    for argv, name in ((["inspect", str(tmp_path / "cut.pkl")], "cut.pkl"),
+                       (["inspect", str(tmp_path / "empty.pkl")], "empty.pkl"),
+                       (["preview", str(tmp_path / "cut.pkl"), "--out", str(tmp_path / "p.png")], "cut.pkl"),
+                       (["convert", str(tmp_path / "cut.pkl"), "--to", "safetensors"], "cut.pkl")):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            assert main(argv) == 1, argv
+        [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        message = error.getMessage()
+        assert message.startswith(str(tmp_path / name)) and "\n" not in message and not error.exc_info, message
+        assert ("empty file" if name == "empty.pkl" else "truncated") in message, message

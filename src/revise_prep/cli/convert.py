@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -14,6 +15,8 @@ def register(sub) -> None:
     p.add_argument("input", help="a record, a folder of records or a list file")
     p.add_argument("--to", required=True, choices=("pickle", "safetensors"), help="the format to write")
     p.add_argument("--output-dir", help="where converted records go (default: beside each input)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files that exist already (by default nothing is converted when any target exists)")
     p.set_defaults(func=run)
 
 
@@ -31,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from revise_prep.records.atomic import atomic_write_bytes
     from revise_prep.records.formats import serialize, suffix
     from revise_prep.records.naming import name_budget, writable_name
-    from revise_prep.records.reader import load_record
+    from revise_prep.records.reader import DamagedRecordError, load_record
+    from revise_prep.records.safe_pickle import UnsafePickleError
     from revise_prep.records.reports import write_list
     from revise_prep.records.shapes import record_shape, write_shape_lists
 
@@ -40,20 +44,35 @@ def run(args: argparse.Namespace) -> int:
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     written, shapes, failed = [], [], 0
+    targets = []
     for path in _inputs(source):
         folder = out_dir or path.parent
-        target = folder / (writable_name(path.stem, name_budget(folder, suffix(args.to))) + suffix(args.to))
+        name = writable_name(path.stem, name_budget(folder, suffix(args.to))) + suffix(args.to)
+        targets.append((path, folder / name))
+    list_out = None
+    if source.is_file() and source.suffix not in (".pkl", ".safetensors"):
+        list_out = (out_dir or source.parent) / f"{source.stem}.{args.to}.txt"
+    taken = [t for t in [*(t for _, t in targets), list_out] if t is not None and os.path.lexists(t)]
+    if taken and not args.overwrite:
+        log.error("%s exists%s; nothing converted (--overwrite replaces %s)", taken[0],
+                  f" (and {len(taken) - 1} more of the {len(targets) + bool(list_out)} targets)" if len(taken) > 1
+                  else "", "them" if len(taken) > 1 else "it")
+        return 1
+    for path, target in targets:
         try:
             record = load_record(path)
             atomic_write_bytes(target, serialize(record, target))
+        except (DamagedRecordError, UnsafePickleError) as err:  # the message names the file
+            log.error("%s", err)
+            failed += 1
+            continue
         except Exception as err:  # noqa: BLE001 - report and go on
             log.error("%s: %s", path, err)
             failed += 1
             continue
         written.append(str(target.resolve()))
         shapes.append(record_shape(record))
-    if source.is_file() and source.suffix not in (".pkl", ".safetensors"):
-        list_out = (out_dir or source.parent) / f"{source.stem}.{args.to}.txt"
+    if list_out is not None:
         write_list(list_out, written)
         log.info("list file: %s", list_out)
         buckets = write_shape_lists(list_out, zip(written, shapes))  # one per shape beside it, as vae/ar/run write

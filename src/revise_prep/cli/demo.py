@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from revise_prep.cli import options
+
 log = logging.getLogger(__name__)
 
 
@@ -13,7 +15,7 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="end-to-end run on generated videos and tiny random-weight models",
                        description=__doc__)
     p.add_argument("--output-dir", default="revise-prep-demo", help="where everything goes (default ./revise-prep-demo)")
-    p.add_argument("--num-workers", type=int, default=2, help="decoding worker processes (0 = inline)")
+    p.add_argument("--num-workers", type=options.at_least(0), default=2, help="decoding worker processes (0 = inline)")
     p.set_defaults(func=run)
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
@@ -58,6 +61,7 @@ def _print_list(info: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from revise_prep.records.inspect import inspect_list, inspect_record
+    from revise_prep.records.safe_pickle import UnsafePickleError
 
     from revise_prep.errors import InputError
 
@@ -67,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
     single = path.suffix in (".pkl", ".safetensors")
     try:
         info = inspect_record(path) if single else inspect_list(path, args.min_bucket_records)
-    except ValueError as err:  # not a record, or not a text list file
-        raise InputError(f"{path}: cannot read it as a {'record' if single else 'list file'}: {err}") from None
+    except (ValueError, UnsafePickleError) as err:  # damaged, refused, or not a list file: a problem found
+        log.error("%s", err if single else f"{path}: cannot read it as a list file: {err}")
+        return 1
     if args.json:
         print(json.dumps(info, indent=2, default=str))
     else:

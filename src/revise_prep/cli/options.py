@@ -34,6 +34,21 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def at_least(minimum: float, kind=int, *, above: bool = False):
+    """An argparse type: a number of ``kind`` that is >= ``minimum`` (> with ``above``), or one usage line."""
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") \
+                from None
+        if value < minimum or (above and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {'>' if above else '>='} {minimum:g}, got {text}")
+        return value
+    convert.__name__ = kind.__name__
+    return convert
+
+
 def _argtype(parse):
     """An argparse type from a parser raising ValueError: the one-line reason becomes the usage error."""
     def convert(text: str):
@@ -106,7 +121,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=d.device, help="auto (local GPU under torchrun, else CPU), cuda, cpu, cuda:N")
     g.add_argument("--t5-device", help="device of the text encoder (default: --device)")
     g.add_argument("--t5-cpu", "--t5_cpu", dest="t5_cpu", action="store_true", help="run umT5 on the CPU")
-    g.add_argument("--text-len", type=int, default=d.text_len, help="umT5 token length")
+    g.add_argument("--text-len", type=at_least(1), default=d.text_len, help="umT5 token length")
     g.add_argument("--vae-tiling", action="store_true", help="tiled VAE encoding (less GPU memory, small deviation)")
     g.add_argument("--vae-batch", action="store_true",
                    help="encode source and target in one VAE call (faster on a GPU; float32 results may differ "
@@ -176,18 +191,19 @@ def add_execution_options(p: argparse.ArgumentParser) -> None:
     """Workers, timeouts, resume and progress (every command that writes records)."""
     d = RunSettings(input="", output_dir="")
     g = p.add_argument_group("execution and resume")
-    g.add_argument("--num-workers", type=int, default=d.num_workers, help="decoding worker processes (0 = inline)")
-    g.add_argument("--cpu-threads", type=int, default=None, metavar="N",
+    g.add_argument("--num-workers", type=at_least(0), default=d.num_workers,
+                   help="decoding worker processes (0 = inline)")
+    g.add_argument("--cpu-threads", type=at_least(1), default=None, metavar="N",
                    help="CPUs this process (each torchrun/srun rank) uses: one for the main process, the rest split "
                         "over the decode workers (default: the CPUs it may run on, divided by the ranks on the node "
                         "when they share them)")
-    g.add_argument("--decode-timeout", type=float, default=d.decode_timeout,
+    g.add_argument("--decode-timeout", type=at_least(0, float, above=True), default=d.decode_timeout,
                    help="seconds one sample's decoding may take before it is failed (a hanging decoder)")
     g.add_argument("--keep-mismatched", action="store_true",
                    help="keep existing records made with other settings instead of redoing them")
     g.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar (or, when stderr is not a terminal, no progress lines)")
-    g.add_argument("--progress-interval", type=float, default=d.progress_interval, metavar="SECONDS",
+    g.add_argument("--progress-interval", type=at_least(0, float, above=True), default=d.progress_interval, metavar="SECONDS",
                    help="when stderr is not a terminal (a batch job's log): seconds between progress lines")
     g.add_argument("--retry-crashed", action="store_true",
                    help="also try samples that were in flight when two earlier runs (or Ray worker processes) died "
@@ -197,7 +213,7 @@ def add_execution_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_max_pixels_option(g) -> None:
-    g.add_argument("--max-video-pixels", type=int, default=DEFAULT_MAX_VIDEO_PIXELS,
+    g.add_argument("--max-video-pixels", type=at_least(0), default=DEFAULT_MAX_VIDEO_PIXELS,
                    help="refuse videos with more pixels a frame than this (video_too_large, not decoded; "
                         "the default is DCI 8K, 8192x4320; 0 = no limit)")
 
@@ -232,7 +248,7 @@ def add_run_options(p: argparse.ArgumentParser, *, input_flags: tuple[str, ...],
                    help=output_help)
     g.add_argument("--video-root", default=".", help="folder that relative video paths are resolved against "
                                                       "(default: the current directory, as the original)")
-    g.add_argument("--min-prompt-len", type=int, default=10,
+    g.add_argument("--min-prompt-len", type=at_least(0), default=10,
                    help="skip instructions of at most this many characters, as the original")
     g.add_argument("--skip-bad-entries", action="store_true",
                    help="record malformed input entries in failures.jsonl and go on instead of stopping")

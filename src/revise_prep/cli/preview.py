@@ -46,6 +46,8 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from revise_prep.errors import InputError
     from revise_prep.records.preview import PreviewError, make_preview
+    from revise_prep.records.reader import DamagedRecordError
+    from revise_prep.records.safe_pickle import UnsafePickleError
     from revise_prep.records.naming import name_budget, writable_name
 
     if args.max_frames < 1:
@@ -59,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
                               auto_rotate=args.auto_rotate)
     except PreviewError as err:
         raise InputError(f"{args.record}: {err}") from err
+    except (DamagedRecordError, UnsafePickleError) as err:  # a problem found in the file: one line
+        log.error("%s", err)
+        return 1
     width, height = result["size"]
     print(f"{result['png']}  {width}x{height}  rows: {len(result['rows'])}  columns: {len(result['positions'])}")
     if "video" in result:

@@ -7,7 +7,7 @@ import logging
 
 from revise_prep.cli import options
 from revise_prep.cli.ar import add_ar_model_options
-from revise_prep.cli.status import run_status
+from revise_prep.cli.exit_codes import run_status
 
 log = logging.getLogger(__name__)
 

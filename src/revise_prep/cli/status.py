@@ -1,47 +1,109 @@
-"""Exit statuses a job scheduler can act on (documented in the README, "Exit status")."""
+"""``revise-prep status OUTPUT_DIR``: where a run stands (done / skipped / failed by reason, samples/s, ETA, which
+ranks hold the folder now, whether an earlier run died and on which sample, where the reports are).
+
+Reads only (``records/status.py``); safe while a run writes. ``--json`` for scripts, ``--watch`` to refresh.
+"""
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
+import argparse
+import json
+import sys
+import time
+from datetime import datetime
 from typing import Any
 
-from revise_prep.records.layout import FAILURES_FILE
 
-log = logging.getLogger("revise_prep")
-
-OK = 0  # every sample done, resumed or skipped by a rule of the original
-INTERNAL_ERROR = 1  # a bug: the traceback is printed
-USAGE = 2  # a usage or configuration error: one line names it (--debug shows the traceback)
-CANNOT_WRITE = 3  # disk full, folder not writable, or another process writes this folder: fix, re-run to resume
-SOME_FAILED = 4  # some samples failed (each has a line in failures.jsonl); all the others are written
-NOTHING_PRODUCED = 5  # no record at all in the list file (every sample failed or was skipped, or no input)
-INTERRUPTED = 130
-BROKEN_PIPE = 141  # as a process killed by SIGPIPE (e.g. `revise-prep inspect --json | head`)
+def register(sub) -> None:
+    p = sub.add_parser("status", help="where a run stands: counts by reason, samples/s, ETA, live ranks, reports",
+                       description=__doc__)
+    p.add_argument("output_dir", metavar="OUTPUT_DIR",
+                   help="the run's output folder (or, for `vae`, its <folder>.revise-prep sidecar)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--watch", nargs="?", type=float, const=10.0, default=None, metavar="SECONDS",
+                   help="refresh every SECONDS (default 10) until Ctrl-C")
+    p.set_defaults(func=run)
 
 
-def run_status(summary: dict[str, Any] | None) -> int:
-    """The exit status of ``vae``/``ar``/``run`` from the merged summary (None: this rank did not merge).
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 86400:
+        return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
 
-    A rank that finishes before others exits 0 once its share is written: torchrun stops every other rank
-    when one exits non-zero, which would cut their work short. The rank that merges (the last to finish)
-    exits with the status of the whole run.
-    """
-    if summary is None:
-        log.info("this rank's share is written; the last rank to finish merges the reports and its exit status "
-                 "is the whole run's")
-        return OK
-    by_status = summary.get("by_status", {})
-    failures = Path(summary["list_file"]).parent / FAILURES_FILE
-    log.info("summary: %s", ", ".join(f"{k} {v}" for k, v in by_status.items()) or "no samples")
-    log.info("list file: %s", summary["list_file"])
-    produced = by_status.get("done", 0) + by_status.get("resumed", 0)
-    if produced == 0:
-        why = "the input has no samples" if not summary.get("samples") else f"see {failures}"
-        log.error("no record was produced (%s); exit status %d", why, NOTHING_PRODUCED)
-        return NOTHING_PRODUCED
-    if by_status.get("failed"):
-        log.warning("%d sample(s) failed (one line each in %s); exit status %d", by_status["failed"], failures,
-                    SOME_FAILED)
-        return SOME_FAILED
-    return OK
+
+def _clock(t: float | None) -> str:
+    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else "?"
+
+
+def _names(names: list[str], shown: int = 3) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def format_status(s: dict[str, Any]) -> str:
+    """The text ``revise-prep status`` prints."""
+    ranks = s["ranks"]
+    lines = [f"{s['folder']}: {s['step']}, {s['world_size']} rank{'s' if s['world_size'] > 1 else ''} "
+             f"({s['engine']} engine): {s['state']}"]
+    c, reasons = s["counts"], s["reasons"]
+    parts = []
+    for status in ("done", "resumed", "skipped", "failed"):
+        why = ", ".join(f"{k} {v}" for k, v in reasons.get(status, {}).items())
+        if c[status] or status == "done":
+            parts.append(f"{status} {c[status]}" + (f" ({why})" if why else ""))
+    total = f" of {s['samples']}" if s["samples"] is not None else ""
+    lines.append(f"samples{total}: " + ", ".join(parts) + (f", to do {s['to_do']}" if s["state"] != "finished" else ""))
+    if s["samples_per_second"]:
+        eta = f", ETA {_duration(s['eta_seconds'])}" if s["eta_seconds"] is not None else ""
+        lines.append(f"rate: {s['samples_per_second']:.3g} samples/s{eta}")
+    for r in ranks:
+        who = f"rank {r['rank']}" if s["world_size"] > 1 else "run"
+        if r["state"] == "running":
+            text = (f"{who}: running ({r['holder']}), since {_clock(r['started'])}, {r['processed']} of "
+                    f"{r['todo']} processed")
+            if r["in_flight"]:
+                text += f", now on {_names(r['in_flight'])}"
+        elif r["state"] == "died":
+            where = f" on {r['host']}" if r["host"] else ""
+            text = (f"{who}: DIED (pid {r['pid']}{where}, started {_clock(r['started'])}) after {r['processed']} "
+                    f"of {r['todo']}")
+            text += f"; it was on {_names(r['in_flight'])}" if r["in_flight"] else ""
+            text += "; re-run the same command to resume"
+        elif r["state"] == "stopped":
+            text = f"{who}: stopped (interrupted or could not write) after {r['processed']} of {r['todo']}"
+        elif r["state"] == "not started":
+            text = f"{who}: not started (or still loading its models)"
+        else:
+            text = f"{who}: finished"
+        if r["earlier_deaths"]:
+            text += f" [{r['earlier_deaths']} earlier run(s) died]"
+        lines.append(text)
+    for key, label in (("list_file", "list file"), ("failures", "failures"), ("summary", "summary"),
+                       ("notes", "notes")):
+        f = s["files"][key]
+        if f["exists"]:
+            n = f" ({f['lines']} line{'' if f['lines'] == 1 else 's'})" if f.get("lines") is not None else ""
+            lines.append(f"{label}: {f['path']}{n}")
+        elif key in ("list_file", "summary"):
+            lines.append(f"{label}: {f['path']} (written when the last rank finishes)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from revise_prep.records.status import folder_status
+
+    try:
+        while True:
+            status = folder_status(args.output_dir)
+            text = json.dumps(status, indent=2) if args.json else format_status(status)
+            if args.watch is not None and sys.stdout.isatty():
+                sys.stdout.write("\033[H\033[J")  # clear the screen, as watch(1) does
+            print(text, flush=True)
+            if args.watch is None:
+                return 0
+            time.sleep(max(args.watch, 0.5))
+    except KeyboardInterrupt:  # the way to end --watch
+        return 0

@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from revise_prep.cli import options
-from revise_prep.cli.status import run_status
+from revise_prep.cli.exit_codes import run_status
 
 log = logging.getLogger(__name__)
 

@@ -38,6 +38,14 @@ WAN21_LATENTS_STD = (
 
 _DOWN = re.compile(r"^encoder\.downsamples\.(\d+)\.")
 
+SPATIAL_STRIDE = 8  # three stride-2 stages; each keeps floor(n / 2) of n rows or columns
+
+
+def latent_size(height: int, width: int) -> tuple[int, int]:
+    """The latents' (height, width) for frames of ``height`` x ``width``: each of the encoder's three
+    downsampling convolutions (stride 2, padded right/bottom by one) halves a side, rounding down."""
+    return height // SPATIAL_STRIDE, width // SPATIAL_STRIDE
+
 
 def vae_config_from_original(state_dict: dict[str, torch.Tensor]) -> dict:
     """``AutoencoderKLWan`` constructor arguments read off an original Wan VAE state dict's shapes.

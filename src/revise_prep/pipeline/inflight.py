@@ -2,11 +2,12 @@
 every restart at the same place.
 
 Each rank appends to ``.inflight/w<world>-r<rank>.jsonl`` beside the reports (``records.layout``):
-``{"run": ...}`` when a run starts, ``{"start": name}`` when the main process takes a sample up (to decode it inline, or to encode
-what a worker decoded) and ``{"end": name}`` once its outcome is known; ``{"stop": true}`` when the run
-ends without dying (finished, Ctrl-C, a full disk). A run section without ``stop`` died (SIGKILL, the OOM
+``{"run": ...}`` when a run starts, ``{"plan": {...}}`` once its share is planned (samples, to do, resumed; for
+``revise-prep status``), ``{"start": name}`` when the main process takes a sample up (to decode it inline, or to
+encode what a worker decoded) and ``{"end": name}`` once its outcome is known (with ``status`` and ``reason`` when
+it was skipped or failed); ``{"stop": true}`` when the run ends without dying (finished, Ctrl-C, a full disk). A run section without ``stop`` died (SIGKILL, the OOM
 killer, a CUDA fault): its started-but-unended samples count one death each. A sample that ends normally
-has its count reset. A rank's own file speaks for every name it mentions; other files (other ranks, other
+has its count reset (an end as ``crashed_repeatedly`` is not normal: it keeps its count). A rank's own file speaks for every name it mentions; other files (other ranks, other
 world sizes) count for the rest, and their counts are carried into ours when ours is compacted at start.
 
 An engine whose samples are held by other processes (``--engine ray``: decode tasks and encoder actors) also
@@ -36,6 +37,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from revise_prep.errors import CRASHED_REPEATEDLY
 from revise_prep.records.atomic import atomic_write_text
 from revise_prep.records.layout import INFLIGHT_DIR
 
@@ -88,7 +90,8 @@ def _replay(path: Path) -> tuple[Counter, int, set[str]]:
         elif "end" in entry and open_ is not None:
             name = str(entry["end"])
             open_.discard(name)
-            deaths.pop(name, None)
+            if entry.get("reason") != CRASHED_REPEATEDLY:  # ended normally: forgiven
+                deaths.pop(name, None)
         elif entry.get("stop") and open_ is not None:
             close_section(crashed=False)
             open_ = None
@@ -121,7 +124,7 @@ class InflightJournal:
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
         self._open: set[str] = set()
         self._lock = threading.Lock()
-        self._write({"run": f"{os.getpid()}@{time.time():.0f}"})
+        self._write({"run": f"{os.getpid()}@{time.time():.0f}", "host": socket.gethostname()})
 
     def _write(self, entry: dict) -> None:
         with self._lock:
@@ -138,9 +141,15 @@ class InflightJournal:
             self._open.add(name)
             self._write({"start": name})
 
-    def end(self, name: str) -> None:
+    def plan(self, **counts) -> None:
+        """This rank's share once planned (``total``, ``todo``, ``resumed``, ``prefailed`` by status and reason),
+        with the time."""
+        self._write({"plan": counts, "t": round(time.time(), 3)})
+
+    def end(self, name: str, status: str | None = None, reason: str | None = None) -> None:
+        """``name``'s outcome is known; ``status``/``reason`` when it was skipped or failed."""
         self._open.discard(name)
-        self._write({"end": name})
+        self._write({"end": name, "status": status, "reason": reason} if status else {"end": name})
 
     def died(self, counts: dict[str, int]) -> None:
         """Record deaths of other processes holding these samples during this run (:class:`Attempts`)."""

@@ -54,10 +54,12 @@ def try_merge(out: Path, world: int, list_name: str, extra: dict[str, Any] | Non
         return None
     outcomes: dict[int, Outcome] = {}
     seconds = 0.0
+    processed = 0
     reliability: Counter = Counter()
     for path in parts:
         stats, items = read_part(path)
         seconds = max(seconds, float(stats.get("seconds", 0.0)))
+        processed += int(stats.get("processed", stats.get("done", 0)))
         reliability.update(stats.get("reliability", {}))
         for o in items:
             if o.index in outcomes:
@@ -69,7 +71,7 @@ def try_merge(out: Path, world: int, list_name: str, extra: dict[str, Any] | Non
                                 relative=relative_paths)
     write_failures(out / FAILURES_FILE, ordered)
     write_notes(out / NOTES_FILE, ordered)
-    summary = summarize(ordered, seconds=seconds, world_size=world, list_file=str((out / list_name).absolute()),
+    summary = summarize(ordered, seconds=seconds, processed=processed, world_size=world, list_file=str((out / list_name).absolute()),
                         reliability={k: reliability[k] for k in sorted(reliability)}, **(extra or {}),
                         **({"buckets": buckets} if buckets else {}))
     write_summary(out / SUMMARY_FILE, summary)

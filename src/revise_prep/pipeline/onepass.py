@@ -25,6 +25,7 @@ from revise_prep.pipeline.bucket_plan import plan_buckets, report_small_buckets
 from revise_prep.pipeline.dist import RankInfo
 from revise_prep.pipeline.engines import get_engine
 from revise_prep.pipeline.merge import write_json
+from revise_prep.pipeline.preflight import preflight_onepass
 from revise_prep.pipeline.stage import Decoded, WorkItem
 from revise_prep.pipeline.step1 import LIST_NAME as STEP1_LIST_NAME
 from revise_prep.pipeline.step1 import Step1Stage, load_step1_models, plan_items, read_input, record_settings
@@ -192,6 +193,9 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
     samples, problems = read_input(run)
     engine = get_engine(run.engine, rank)
     layout = OutputLayout.for_output(out, LIST_NAME, records_only=False).prepare()
+    preflight_onepass(run.input, samples, problems, frames, layout, engine.rank, None if loaded else models,
+                      None if loaded else ar.model_path, run.video_root, ar.device,
+                      local=run.engine.name == "local")
     plan = plan_buckets(run, frames, layout.meta)  # --merge-small-buckets: every sample's bucket, up front
     inter_layout = OutputLayout.for_output(out / INTERMEDIATE_DIR, STEP1_LIST_NAME, records_only=True)
     if keep_intermediate:

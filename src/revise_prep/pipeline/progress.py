@@ -28,14 +28,14 @@ def _duration(seconds: float) -> str:
 
 
 def progress_line(desc: str, done: int, total: int, elapsed: float, *, final: bool = False) -> str:
-    """``vae: 1200/100000 samples (1.2%), 3.41 samples/s, 2m56s elapsed, ETA 8h03m``."""
+    """``vae: 1200/100000 samples (1.2%), 3.41 samples/s, 2m56s elapsed, ETA 8h03m``; the ``final`` line has no
+    rate (the run's summary gives the one samples/s figure of the run)."""
     rate = done / elapsed if elapsed > 0 else 0.0
     share = f" ({100 * done / total:.1f}%)" if total else ""
-    line = f"{desc}: {done}/{total} samples{share}, {rate:.3g} samples/s, {_duration(elapsed)} elapsed"
     if final:
-        return line
+        return f"{desc}: {done}/{total} samples{share}, {_duration(elapsed)} elapsed"
     eta = _duration((total - done) / rate) if rate > 0 and total >= done else "?"
-    return f"{line}, ETA {eta}"
+    return f"{desc}: {done}/{total} samples{share}, {rate:.3g} samples/s, {_duration(elapsed)} elapsed, ETA {eta}"
 
 
 class Progress:
@@ -63,14 +63,14 @@ class Progress:
             self._bar.update(n)
         elif self._lines:
             now = self._clock()
-            if now - self._last >= self._interval:
+            if now - self._last >= self._interval and self.done < self.total:  # the last one: close() says it
                 self._last = now
                 self._log.info("%s", progress_line(self.desc, self.done, self.total, now - self._start))
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-        elif self._lines and self.total:
+        elif self._lines and self.done:
             self._log.info("%s", progress_line(self.desc, self.done, self.total, self._clock() - self._start,
                                                final=True))
         self._lines = False
@@ -93,6 +93,16 @@ class Notices:
         self.counts: Counter = Counter()
         self._where: dict[str, str] = {}
         self._level: dict[str, int] = {}
+        self.known: dict[str, str] = {}  # sample name -> reason an earlier run skipped it for (not logged again)
+        self.again: Counter = Counter()  # such skips met again, by reason
+
+    def sample(self, name: str | None, error: Any, msg: str, *args: Any) -> None:
+        """A sample skipped or failed (``error``: a SampleError): a rule skip an earlier run recorded for the same
+        reason is counted for :meth:`flush`, anything else is a notice of its reason's kind."""
+        if error.skip and name is not None and self.known.get(name) == error.reason:
+            self.again[error.reason] += 1
+            return
+        self(error.reason, msg, *args)
 
     def __call__(self, kind: str, msg: str, *args: Any, level: int = logging.WARNING,
                  where: str = "failures.jsonl") -> None:
@@ -102,9 +112,14 @@ class Notices:
             self._log.log(level, msg, *args)
 
     def flush(self) -> None:
-        """One line per kind with notices not shown; counts start again."""
+        """One line per kind with notices not shown, one for the skips met again; counts start again."""
         for kind, n in self.counts.items():
             if n > self.shown:
                 self._log.log(self._level[kind], "%s: %d more like this not shown (%d in all; every one is in %s)",
                               kind, n - self.shown, n, self._where[kind])
+        if self.again:
+            self._log.info("%d sample(s) skipped again for the reason an earlier run recorded (%s; every one is in "
+                           "failures.jsonl)", sum(self.again.values()),
+                           ", ".join(f"{k} {v}" for k, v in sorted(self.again.items())))
         self.counts.clear()
+        self.again.clear()

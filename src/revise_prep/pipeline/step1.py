@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import torch
 
-from revise_prep.errors import SHORT_PROMPT, InputError, SampleError, loading
+from revise_prep.errors import MISSING_FILE, SHORT_PROMPT, InputError, SampleError, loading
 from revise_prep.inputs import Sample, parse_entries
 from revise_prep.inputs.samples import record_video_path
 from revise_prep.models.text import passes_prompt_filter
@@ -18,6 +19,7 @@ from revise_prep.pipeline.bucket_plan import BucketPlan, plan_buckets, report_sm
 from revise_prep.pipeline.dist import RankInfo, resolve_device
 from revise_prep.pipeline.engines import get_engine
 from revise_prep.pipeline.merge import write_json
+from revise_prep.pipeline.preflight import preflight_step1
 from revise_prep.pipeline.progress import Notices
 from revise_prep.pipeline.prompts import PromptBank
 from revise_prep.pipeline.stage import Decoded, WorkItem, stage_layout
@@ -320,11 +322,17 @@ def record_settings(signature: dict[str, Any], item: WorkItem) -> dict[str, Any]
 
 @contextmanager
 def _labelled(sample: Sample, role: str):
-    """Prefix a video's error with the sample and the role of the video."""
+    """Prefix a video's error with the sample and the role of the video; a missing file is named by its absolute
+    path and, for a path relative in the input, the ``--video-root`` it was resolved against."""
     try:
         yield
     except SampleError as err:
-        raise type(err)(err.reason, f"{sample.label}: {role} video: {err.message}", skip=err.skip) from None
+        message = err.message
+        given = getattr(sample, role, None)
+        if err.reason == MISSING_FILE and isinstance(given, str):
+            message = f"video file not found: {absolute(sample.resolve(given))}" + (
+                "" if os.path.isabs(given) else f" ({given!r} relative to --video-root {absolute(sample.video_root)})")
+        raise type(err)(err.reason, f"{sample.label}: {role} video: {message}", skip=err.skip) from None
 
 
 def vae_options(models: ModelSettings) -> dict[str, Any]:
@@ -387,6 +395,8 @@ def run_step1(run: RunSettings, frames: FrameSettings, models: ModelSettings, *,
     samples, problems = read_input(run)
     engine = get_engine(run.engine, rank)
     layout = stage_layout(Step1Stage, out).prepare()  # a bad output folder stops before the models load
+    preflight_step1(run.input, samples, problems, frames, layout, engine.rank, None if loaded else models,
+                    run.video_root, local=run.engine.name == "local")
     plan = plan_buckets(run, frames, layout.meta)  # --merge-small-buckets: every sample's bucket, up front
     if engine.rank.is_main:
         write_json(layout.config, {"step": "vae", "run": asdict(run), "frames": asdict(frames),

@@ -22,6 +22,7 @@ from revise_prep.pipeline.bucket_plan import report_small_buckets
 from revise_prep.pipeline.dist import RankInfo, resolve_device
 from revise_prep.pipeline.engines import get_engine
 from revise_prep.pipeline.merge import write_json
+from revise_prep.pipeline.preflight import preflight_step2
 from revise_prep.pipeline.progress import Notices
 from revise_prep.pipeline.stage import Decoded, WorkItem, stage_layout
 from revise_prep.records.atomic import TMP_PREFIX
@@ -273,6 +274,9 @@ def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
     records = step1_records(settings.data_file)  # input errors before the model loads
     engine = get_engine(settings.engine, rank)
     layout = stage_layout(Step2Stage, out).prepare()
+    preflight_step2(settings.data_file, records, layout, engine.rank,
+                    None if model is not None else settings.model_path, settings.video_root, settings.task,
+                    None if model is not None or settings.engine.name != "local" else settings.device)
     items = plan_items(records, out, suffix(settings.record_format))
     if engine.rank.is_main:
         write_json(layout.config, {"step": "ar", "settings": asdict(settings),

@@ -24,8 +24,9 @@ from typing import Any
 from revise_prep.errors import SHORT_PROMPT, SampleError, VideoError
 from revise_prep.inputs import Sample, parse_entries
 from revise_prep.models.text import passes_prompt_filter
+from revise_prep.pipeline.preflight import preflight_validate
 from revise_prep.records.naming import DUPLICATE_SAMPLE, plan_names
-from revise_prep.settings import FrameSettings
+from revise_prep.settings import FrameSettings, ModelSettings
 from revise_prep.video import check_orientation, probe_video, sampling_interval
 from revise_prep.video.probe import HDR_TRANSFERS, count_indexed_frames
 from revise_prep.video.notes import decoder_notes
@@ -243,15 +244,19 @@ def _check_sample(sample: Sample, name: str | None, videos: dict[str, VideoCheck
 def validate(input_path: str | os.PathLike[str], settings: FrameSettings, *, video_root: str | os.PathLike[str] = ".",
              min_prompt_len: int = 10, max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS,
              workers: int | None = None, ar_checks: bool = True,
-             max_video_pixels: int = DEFAULT_MAX_VIDEO_PIXELS) -> ValidationResult:
+             max_video_pixels: int = DEFAULT_MAX_VIDEO_PIXELS, models: ModelSettings | None = None,
+             model_path: str | None = None) -> ValidationResult:
     """Check every entry of ``input_path`` as step 1 would treat it; no model is loaded, nothing is written.
 
     ``ar_checks``: also what step 2 checks on an edit pair's source video before reading its AR frames, so
     that a sample called good does not fail in ``run``/``ar`` for a reason known now.
 
+    ``models`` / ``model_path``: checkpoints to check as the steps' pre-flight does (nothing is loaded).
+
     Raises ``InputError`` when the file itself is unreadable or not JSON (as the pipeline does).
     """
     samples, problems = parse_entries(input_path, str(video_root))
+    preflight_validate(str(input_path), samples, problems, settings, models, model_path)
     plan = plan_names(samples)
     live = [s for s in samples if s.index not in plan.duplicates]  # duplicates are never decoded
     files = sorted({str(file) for s in live for _, _, file in _videos(s)})

@@ -96,3 +96,12 @@ def clean_temporaries(folder: str | Path, names: set[str] | None = None) -> int:
         except OSError:
             pass
     return removed
+
+
+def check_writable(folder: str | Path) -> None:
+    """Create and remove one temporary file in ``folder``: raises the ``OSError`` a record's write would meet
+    (EACCES, EROFS, ENOSPC...), before any work is done. Permission bits alone would not tell (root, ACLs,
+    read-only mounts)."""
+    fd, tmp = _create_temporary(Path(folder), ".write-check")
+    os.close(fd)
+    os.unlink(tmp)

@@ -22,14 +22,26 @@ def as_training_sample(record: dict[str, Any]) -> dict[str, Any]:
     return sample
 
 
+class DamagedRecordError(ValueError):
+    """A record file that cannot be read as one (empty, truncated, another kind of file); the message names the
+    file and the reason in one line."""
+
+
 def load_record(path: str | Path) -> dict[str, Any]:
-    """Load one record safely (pickle through the restricted unpickler, or safetensors); must be a dict."""
+    """Load one record safely (pickle through the restricted unpickler, or safetensors); must be a dict.
+
+    A file that is not a readable record raises :class:`DamagedRecordError` (an unsafe pickle
+    :class:`UnsafePickleError`); a missing or unreadable file the ``OSError``."""
+    data = Path(path).read_bytes()
     try:
-        record = deserialize(Path(path).read_bytes(), path)
+        record = deserialize(data, path)
     except UnsafePickleError as err:
         raise UnsafePickleError(f"{path}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - pickle, safetensors and JSON each have their own errors
+        why = "empty file" if not data else f"truncated or not a record ({type(err).__name__}: {err})"
+        raise DamagedRecordError(f"{path}: cannot read this record ({len(data)} bytes): {why}") from None
     if not isinstance(record, dict):
-        raise ValueError(f"{path}: not a record (a {type(record).__name__}, expected a dict)")
+        raise DamagedRecordError(f"{path}: not a record (a {type(record).__name__}, expected a dict)")
     return record
 
 

@@ -88,18 +88,30 @@ def write_notes(path: str | Path, outcomes: list[Outcome]) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
-def summarize(outcomes: list[Outcome], *, seconds: float | None = None, **extra: Any) -> dict[str, Any]:
-    """Counts by outcome and by reason, plus throughput when ``seconds`` is known."""
+def summarize(outcomes: list[Outcome], *, seconds: float | None = None, processed: int | None = None,
+              **extra: Any) -> dict[str, Any]:
+    """Counts by outcome and by reason, plus throughput when ``seconds`` is known.
+
+    ``samples_per_second`` is the one rate figure (README, "Logs and exit status"): samples this run processed
+    (``processed``: written, skipped or failed, not resumed; default: the records written) per second of the
+    longest rank's processing."""
     status = Counter(o.status for o in outcomes)
     reasons = Counter(o.reason for o in outcomes if o.reason)
+    by_status_reason: dict[str, Counter] = {}
+    for o in outcomes:
+        if o.reason:
+            by_status_reason.setdefault(o.status, Counter())[o.reason] += 1
     summary: dict[str, Any] = {
         "samples": len(outcomes),
         "by_status": dict(sorted(status.items())),
         "by_reason": dict(sorted(reasons.items())),
+        "reasons_by_status": {k: dict(sorted(v.items())) for k, v in sorted(by_status_reason.items())},
     }
     if seconds is not None:
+        processed = status.get("done", 0) if processed is None else processed
         summary["seconds"] = round(seconds, 3)
-        summary["samples_per_second"] = round(status.get("done", 0) / seconds, 4) if seconds > 0 else None
+        summary["processed"] = processed
+        summary["samples_per_second"] = round(processed / seconds, 4) if seconds > 0 else None
     renamed = sum(1 for o in outcomes if o.extra.get("renamed_from"))
     if renamed:
         summary["renamed_collisions"] = renamed

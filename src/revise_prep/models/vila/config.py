@@ -209,3 +209,29 @@ def read_checkpoint(path_or_id: str | Path) -> VilaCheckpoint:
         projector_config=proj_cfg,
         image_processor_config=pre_cfg,
     )
+
+
+#: Files that hold a Llama tokenizer in ``llm/`` (any one).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+
+
+def checkpoint_problems(path: str | Path) -> list[str]:
+    """What would stop :meth:`VilaARModel.load` on a local folder, found from its configs and file headers only:
+    the configs (as :func:`read_checkpoint`), then the weights of ``llm/``, ``vision_tower/`` and ``mm_projector/``
+    and the tokenizer in ``llm/``. No model is constructed."""
+    from revise_prep.models.layouts import folder_weights_problem
+
+    try:
+        ckpt = read_checkpoint(path)
+    except ValueError as err:
+        return [str(err)]
+    problems = []
+    if not any((ckpt.llm_dir / name).is_file() for name in TOKENIZER_FILES):
+        problems.append(f"{ckpt.llm_dir}: no tokenizer (looked for {', '.join(TOKENIZER_FILES)})")
+    for folder in (ckpt.llm_dir, ckpt.vision_tower_dir):
+        problem = folder_weights_problem(folder)
+        problems += [problem] if problem else []
+    if ckpt.projector_type != "identity":  # identity has no parameters
+        problem = folder_weights_problem(ckpt.mm_projector_dir, ("model.safetensors", "pytorch_model.bin"))
+        problems += [problem] if problem else []
+    return problems

@@ -8,6 +8,7 @@ finishing the same way is what lets a folder started with one engine resume with
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from revise_prep.pipeline.merge import part_path, try_merge, write_part
 from revise_prep.pipeline.progress import Notices
 from revise_prep.pipeline.stage import Stage, StageFactory, WorkItem, describer, stage_layout
 from revise_prep.records.atomic import clean_temporaries
+from revise_prep.records.layout import FAILURES_FILE
 from revise_prep.records.reports import Outcome
 from revise_prep.records.shapes import record_shape
 from revise_prep.settings import ExecutionSettings
@@ -129,6 +131,14 @@ def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, se
             continue
         todo.append(item)
     notices.flush()
+    notices.known = earlier_skips(meta)  # a rule skip the last run recorded is counted, not logged again
+    prefailed: dict[str, dict[str, int]] = {}  # status -> reason -> count (duplicates, malformed, quarantined)
+    for o in outcomes:
+        if o.status != "resumed":
+            prefailed.setdefault(o.status, {}).setdefault(str(o.reason), 0)
+            prefailed[o.status][str(o.reason)] += 1
+    journal.plan(total=len(mine), todo=len(todo), resumed=sum(o.status == "resumed" for o in outcomes),
+                 prefailed=prefailed)  # for `revise-prep status`
     if quarantined:
         log.warning("%d sample(s) were in flight when a process holding them died %d times and are failed as %s "
                     "(--retry-crashed tries them again)", quarantined, MAX_DEATHS, CRASHED_REPEATEDLY)
@@ -140,14 +150,35 @@ def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, se
     return Plan(outcomes, todo, index, journal, sig, len(mine), shapes, quarantined)
 
 
+def earlier_skips(meta: Path) -> dict[str, str]:
+    """Sample name -> reason of every sample the last finished run skipped by a rule (its failures.jsonl)."""
+    try:
+        lines = (meta / FAILURES_FILE).read_text(encoding="utf-8").split("\n")
+    except OSError:
+        return {}
+    known = {}
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("status") == "skipped" and entry.get("name"):
+            known[str(entry["name"])] = str(entry.get("reason"))
+    return known
+
+
 def finish_run(stage: Stage, out: Path, rank: RankInfo, outcomes: list[Outcome], seconds: float,
-               settings: ExecutionSettings, reliability: dict[str, int] | None = None) -> dict[str, Any] | None:
-    """Write this rank's report and merge the reports when every rank has finished (shared by every engine)."""
+               settings: ExecutionSettings, reliability: dict[str, int] | None = None,
+               processed: int | None = None) -> dict[str, Any] | None:
+    """Write this rank's report and merge the reports when every rank has finished (shared by every engine).
+
+    ``processed``: samples this run took up (written, skipped or failed; not resumed or failed before any
+    work), the numerator of the one samples/s figure (README, "Logs and exit status")."""
     meta = stage_layout(stage, out).meta
     done = sum(o.status == "done" for o in outcomes)
-    log.info("rank %d: %d record(s) written in %.1f s (%.3f samples/s)", rank.rank, done, seconds,
-             done / seconds if seconds > 0 else 0.0)
-    write_part(meta, rank.rank, rank.world_size, outcomes, {"seconds": seconds, "done": done,
+    processed = done if processed is None else processed
+    log.debug("rank %d: %d sample(s) processed, %d record(s) written in %.1f s", rank.rank, processed, done, seconds)
+    write_part(meta, rank.rank, rank.world_size, outcomes, {"seconds": seconds, "done": done, "processed": processed,
                                                             "reliability": reliability or {}})
     return try_merge(meta, rank.world_size, stage.list_name, {"step": stage.step},
                      relative_paths=settings.relative_paths)

@@ -298,13 +298,13 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
                     item = by_index[index]
                     got[index] = _outcome(item, result, describe)
                     reliability.update(result.get("stats") or {})
-                    if got[index].reason != CRASHED_REPEATEDLY:
-                        plan.journal.end(item.name)  # ended normally: earlier deaths are forgiven
                     if got[index].status == "done":
                         plan.index.add(item.path, plan.sig, result.get("shape"))
-                    else:
-                        notices(got[index].reason, "%s: %s: %s", item.name or index, got[index].reason,
-                                got[index].message)
+                        plan.journal.end(item.name)  # ended normally: earlier deaths are forgiven
+                    else:  # (crashed_repeatedly keeps its deaths)
+                        notices.sample(item.name, result["error"], "%s: %s: %s", item.name or index,
+                                       got[index].reason, got[index].message)
+                        plan.journal.end(item.name, got[index].status, got[index].reason)
                     bar.update(1)
             finally:
                 bar.close()
@@ -324,7 +324,7 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
         raise RuntimeError(f"ray: no result for sample(s) {missing[:10]}; re-run the same command to resume")
     reliability["quarantined"] = plan.quarantined + sum(o.reason == CRASHED_REPEATEDLY for o in got.values())
     return finish_run(stage, out, rank, outcomes + list(got.values()), time.perf_counter() - start, settings,
-                      dict(reliability))
+                      dict(reliability), processed=len(got))
 
 
 def _decoding_stage(factory: StageFactory) -> Stage:

@@ -217,6 +217,7 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo,
     if todo and hasattr(stage, "warm_up"):
         loader = _warm_first(loader, stage.warm_up)  # the models warm up while the first samples decode
     writer = RecordWriter(on_written)
+    planned = len(outcomes)  # what the loop appends after this was processed by this run
     start = time.perf_counter()
     bar = Progress(len(todo), stage.step, enabled=settings.progress and rank.is_main,
                    interval=settings.progress_interval)
@@ -224,11 +225,11 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo,
         for decoded in loader:
             item = decoded.item
             journal.start(item.name)  # the main process holds it now: a death here counts against it
+            failed: Outcome | None = None
             if decoded.error is not None:
-                with lock:
-                    outcomes.append(failure_outcome(item, decoded.error, describe(item)))
-                notices(decoded.error.reason, "%s: %s: %s", item.name or item.index, decoded.error.reason,
-                        decoded.error.message)
+                failed = failure_outcome(item, decoded.error, describe(item))
+                notices.sample(item.name, decoded.error, "%s: %s: %s", item.name or item.index, decoded.error.reason,
+                               decoded.error.message)
             else:
                 try:
                     if handoff is not None:  # one non-blocking copy per clip; its slot is free once it has arrived
@@ -241,15 +242,12 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo,
                         (main, *copied), ticket = handoff.to_host(main, *[e for _, e in extras])
                         record = (main, [(p, e) for (p, _), e in zip(extras, copied)]) if extras else main
                 except SampleError as err:
-                    with lock:
-                        outcomes.append(failure_outcome(item, err, describe(item)))
+                    failed = failure_outcome(item, err, describe(item))
                 except Exception as err:  # noqa: BLE001 - record it, keep going
                     notices(ENCODE_ERROR, "%s: encoding failed:\n%s", item.name, traceback.format_exc(),
                             level=logging.ERROR)
-                    with lock:
-                        outcomes.append(failure_outcome(item, SampleError(ENCODE_ERROR,
-                                                                          f"{type(err).__name__}: {err}"),
-                                                        describe(item)))
+                    failed = failure_outcome(item, SampleError(ENCODE_ERROR, f"{type(err).__name__}: {err}"),
+                                             describe(item))
                 else:
                     if isinstance(record, tuple):  # (record, [(path, intermediate record), ...])
                         record, extras = record
@@ -259,7 +257,12 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo,
                     writer.put(item, item.path, record, ticket)
                 finally:
                     release(decoded)  # (CPU) the sample is encoded: its slot may take another
-            journal.end(item.name)
+            if failed is not None:
+                with lock:
+                    outcomes.append(failed)
+                journal.end(item.name, failed.status, failed.reason)  # the reason, for `revise-prep status`
+            else:
+                journal.end(item.name)
             bar.update(1)
     finally:
         loader.close()  # stops the decode workers
@@ -270,4 +273,5 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo,
             plan.close()
             notices.flush()
     reliability = {**stats.as_dict(), "quarantined": plan.quarantined, "earlier_runs_died": journal.runs_died}
-    return finish_run(stage, out, rank, outcomes, time.perf_counter() - start, settings, reliability)
+    return finish_run(stage, out, rank, outcomes, time.perf_counter() - start, settings, reliability,
+                      processed=len(outcomes) - planned)
