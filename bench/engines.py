@@ -5,11 +5,13 @@ Not a test. Step 1 (tiny random-weight Wan VAE and umT5, CPU) over edit pairs wh
 input is deliberately ordered so that the modulo split gives rank 0 the 4K pairs and rank 1 the 480p ones (the
 1080p pairs are shared). Each encoder worker logs when it finishes each sample; reported per engine: the spread
 between the first and the last worker to finish its last sample, end-to-end samples/s (from launch, model
-loading and, for Ray, cluster start included), and Ray's start-up cost (``ray.init`` of a local cluster, and the
-time to the first record). Both engines use 4 processes: 2 ranks x (1 encoder + 1 decoding worker) vs 2
-encoder actors + 2 decode task slots (a 4-CPU local cluster).
+loading and, for Ray, cluster start included), the time from launch to the first record, how many umT5 calls
+encoded the prompts and how many prompts each took on average, and Ray's start-up cost (``ray.init`` of a local
+cluster, and the time from it to the first record). Both engines use 4 processes: 2 ranks x (1 encoder + 1
+decoding worker) vs 2 encoder actors + 2 decode task slots (a 4-CPU local cluster).
 
     .venv/bin/python bench/engines.py [--pairs-per-size 4] [--out engines.md] [--quick]
+        [--frame-num 5 --target-size 32,48]
 """
 
 from __future__ import annotations
@@ -33,10 +35,21 @@ FRAMES = FrameSettings(frame_num=5, interval=2, height=32, width=48)
 
 
 class Timed:
-    """Wraps a stage: appends "<pid> <time>" to a log after each sample is encoded (O_APPEND: one line each)."""
+    """Wraps a stage: appends "<pid> <time>" to a log after each sample is encoded (O_APPEND: one line each), and
+    "<pid> <n>" to ``<log>.t5`` for each umT5 call of n prompts."""
 
     def __init__(self, stage, log: str) -> None:
         self.stage, self.log, self.step, self.list_name = stage, log, stage.step, stage.list_name
+        t5 = getattr(stage, "t5", None)
+        if t5 is not None:
+            encode = t5.encode
+
+            def counted(prompts):
+                with open(self.log + ".t5", "a") as f:
+                    f.write(f"{os.getpid()} {len(prompts)}\n")
+                return encode(prompts)
+
+            t5.encode = counted
 
     def signature(self):
         return self.stage.signature()
@@ -94,13 +107,13 @@ def settings(root: Path, out: Path, engine: EngineSettings = EngineSettings()):
     return run, models
 
 
-def run_rank(root: Path, out: Path, log: str, rank: int, world: int) -> None:
+def run_rank(root: Path, out: Path, log: str, rank: int, world: int, frames: FrameSettings = FRAMES) -> None:
     """One rank of the static split (the local engine with a DataLoader worker), as torchrun would start it."""
     from revise_prep.pipeline.engines.local.runner import decoder_threads, run_stage
 
     run, models = settings(root, out)
     info = RankInfo(rank, world, rank)
-    inner = Step1Factory(run, FRAMES, models).build(info)
+    inner = Step1Factory(run, frames, models).build(info)
     inner.decoder_threads = decoder_threads(run.num_workers)  # (the wrapper hides it from run_stage)
     stage = Timed(inner, log)
     samples, problems = read_input(run)
@@ -115,22 +128,26 @@ def spread(log: Path, t0: float) -> dict:
         ends[pid] = max(ends.get(pid, 0.0), float(t))
         first = float(t) if first is None else min(first, float(t))
     last = sorted(ends.values())
+    calls = [int(line.split()[1]) for line in Path(f"{log}.t5").read_text().splitlines()] \
+        if Path(f"{log}.t5").exists() else []
     return {"workers": len(ends), "first_done_s": last[0] - t0, "last_done_s": last[-1] - t0,
-            "spread_s": last[-1] - last[0], "first_record_s": first - t0, "samples": len(log.read_text().splitlines())}
+            "spread_s": last[-1] - last[0], "first_record_s": first - t0, "samples": len(log.read_text().splitlines()),
+            "t5_calls": len(calls), "t5_prompts_per_call": sum(calls) / len(calls) if calls else 0.0}
 
 
-def bench_static(root: Path, work: Path) -> dict:
+def bench_static(root: Path, work: Path, frames: FrameSettings = FRAMES) -> dict:
     out, log = work / "static", work / "static.log"
     t0 = time.time()
     procs = [subprocess.Popen([sys.executable, __file__, "--rank", str(r), "--world", "2", "--root", str(root),
-                               "--dest", str(out), "--log", str(log)]) for r in range(2)]
+                               "--dest", str(out), "--log", str(log), "--frame-num", str(frames.frame_num),
+                               "--target-size", f"{frames.height},{frames.width}"]) for r in range(2)]
     assert all(p.wait() == 0 for p in procs)
     result = spread(log, t0)
     result["samples_per_s"] = result["samples"] / result["last_done_s"]
     return result
 
 
-def bench_ray(root: Path, work: Path) -> dict:
+def bench_ray(root: Path, work: Path, frames: FrameSettings = FRAMES) -> dict:
     import ray
 
     from revise_prep.pipeline.engines.ray import RayEngine
@@ -144,7 +161,7 @@ def bench_ray(root: Path, work: Path) -> dict:
         run, models = settings(root, out, engine)
         samples, problems = read_input(run)
         t1 = time.time()
-        RayEngine(engine).run(TimedFactory(Step1Factory(run, FRAMES, models), str(log)),
+        RayEngine(engine).run(TimedFactory(Step1Factory(run, frames, models), str(log)),
                               plan_items(samples, problems, out), out, ExecutionSettings.of(run))
     finally:
         ray.shutdown()
@@ -156,9 +173,13 @@ def bench_ray(root: Path, work: Path) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pairs-per-size", type=int, default=4)
+    p.add_argument("--pairs-per-size", type=int, help="pairs per video size (default 4; 1 with --quick)")
     p.add_argument("--out", help="also write the table to this markdown file")
-    p.add_argument("--quick", action="store_true", help="one pair per size, at a tenth of the sizes (a smoke run)")
+    p.add_argument("--quick", action="store_true", help="videos at a tenth of the sizes, one pair per size unless "
+                   "--pairs-per-size (a smoke run)")
+    p.add_argument("--frame-num", type=int, default=FRAMES.frame_num, help="frames per clip (default 5)")
+    p.add_argument("--target-size", default=f"{FRAMES.height},{FRAMES.width}", metavar="H,W",
+                   help="clip size (default 32,48); a larger one makes the encoder, not decoding, the bottleneck")
     p.add_argument("--rank", type=int, help=argparse.SUPPRESS)
     p.add_argument("--world", type=int, help=argparse.SUPPRESS)
     p.add_argument("--root", help=argparse.SUPPRESS)
@@ -166,25 +187,31 @@ def main() -> int:
     p.add_argument("--log", help=argparse.SUPPRESS)
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    height, width = (int(v) for v in args.target_size.split(","))
+    frames = FrameSettings(frame_num=args.frame_num, interval=2 if args.frame_num <= 5 else 1, height=height,
+                           width=width)
     if args.rank is not None:
-        run_rank(Path(args.root), Path(args.dest), args.log, args.rank, args.world)
+        run_rank(Path(args.root), Path(args.dest), args.log, args.rank, args.world, frames)
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-engines-") as tmp:
         work = Path(tmp)
-        root = make_inputs(work / "data", 1 if args.quick else args.pairs_per_size, 10 if args.quick else 1)
-        static = bench_static(root, work)
-        ray_ = bench_ray(root, work)
+        per_size = args.pairs_per_size or (1 if args.quick else 4)
+        root = make_inputs(work / "data", per_size, 10 if args.quick else 1)
+        static = bench_static(root, work, frames)
+        ray_ = bench_ray(root, work, frames)
         same = [Path(x).name for x in (work / "static" / "vae_features.txt").read_text().splitlines()] == \
             [Path(x).name for x in (work / "ray" / "vae_features.txt").read_text().splitlines()]
     rows = ["| engine | workers | samples | first worker done (s) | last worker done (s) | spread (s) | "
-            "samples/s end to end | first record (s) |", "|---|---|---|---|---|---|---|---|"]
+            "samples/s end to end | first record (s) | umT5 calls | prompts per call |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in (("static split (2 ranks)", static), ("ray (2 actors)", ray_)):
         rows.append(f"| {name} | {r['workers']} | {r['samples']} | {r['first_done_s']:.1f} | {r['last_done_s']:.1f} | "
-                    f"{r['spread_s']:.1f} | {r['samples_per_s']:.3f} | {r['first_record_s']:.1f} |")
+                    f"{r['spread_s']:.1f} | {r['samples_per_s']:.3f} | {r['first_record_s']:.1f} | "
+                    f"{r['t5_calls']} | {r['t5_prompts_per_call']:.1f} |")
     rows.append("")
     rows.append(f"Ray start-up: ray.init (local 4-CPU cluster) {ray_['ray_init_s']:.1f} s; first record "
-                f"{ray_['first_record_after_init_s']:.1f} s after it (signature probe, actor start, model load, "
-                f"first decode). Same list of records: {same}.")
+                f"{ray_['first_record_after_init_s']:.1f} s after it (actor start, model load, first decode). "
+                f"Same list of records: {same}.")
     text = "\n".join(rows)
     print(text)
     if args.out:

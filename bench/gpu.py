@@ -516,6 +516,16 @@ def compile_child(spec_path: str) -> int:
     return 0
 
 
+def built_models(args):
+    """The CLI's model settings, less the ``--ckpt-dir random`` placeholder: the models are built here, so the
+    records' signature names them by their adapters, with no checkpoint files to identify."""
+    from dataclasses import replace
+
+    from revise_prep.cli import options
+
+    return replace(options.model_settings(args), ckpt_dir=None)
+
+
 # ------------------------------------------------------------------------------------------------ 3. step 1
 class LoadingFactory:
     """``Step1Factory`` whose models "load" for ``load_s`` (the prebuilt ones, after a wait as long as reading a
@@ -548,7 +558,7 @@ def step1_rows(sizes, device, cache, tmp, pairs, base, t5, decoded_future, worke
     def settings(out: Path):
         args = cli_args("vae", "--input", str(pairs), "--video-root", str(cache), "--output-dir", str(out),
                         "--ckpt-dir", "random", *extra)
-        return options.run_settings(args), options.frame_settings(args), options.model_settings(args)
+        return options.run_settings(args), options.frame_settings(args), built_models(args)
 
     run_s, frames, models = settings(tmp / "step1")
     vae = wrap_vae(base, device, **vae_options(models))
@@ -641,7 +651,7 @@ def run_rows(sizes, device, cache, tmp, pairs, vae, t5, workers) -> list[tuple[s
     n = sizes["pairs"]
     reset_peak(device)
     t0 = time.perf_counter()
-    summary = run_onepass(run_s, frames, options.model_settings(args), ar_options(args), loaded=(vae, t5, vila))
+    summary = run_onepass(run_s, frames, built_models(args), ar_options(args), loaded=(vae, t5, vila))
     seconds = time.perf_counter() - t0
     assert summary and summary["by_status"].get("done") == n, summary
     estimate = step_memory("run", height=frames.height, width=frames.width, vae_dtype=args.vae_dtype)
@@ -702,7 +712,7 @@ def run_all(sizes, device, cache, tmp, workers, skip_compile, started) -> dict:
         log.info("inputs ready in %.1f s", time.perf_counter() - started)
         args = cli_args("vae", "--input", str(pairs), "--video-root", str(cache), "--output-dir", str(tmp / "o"),
                         "--ckpt-dir", "random", *sizes["flags"])
-        run_s, frames, models = options.run_settings(args), options.frame_settings(args), options.model_settings(args)
+        run_s, frames, models = options.run_settings(args), options.frame_settings(args), built_models(args)
         samples, problems = parse_entries(pairs, cache)
         assert not problems, problems
         items = plan_items(samples, [], tmp / "o")

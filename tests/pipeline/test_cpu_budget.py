@@ -83,7 +83,7 @@ def test_the_local_engine_gives_stages_the_budget():
     import torch
 
     from revise_prep.pipeline.dist import RankInfo
-    from revise_prep.pipeline.engines.local.runner import stage_budget
+    from revise_prep.pipeline.engines.local.cpu_budget import stage_budget
     from revise_prep.settings import ExecutionSettings
 
     gpu = SimpleNamespace(encode_devices=[torch.device("cuda", 0)])

@@ -49,3 +49,39 @@ def test_a_clean_end_in_our_file_overrides_another_world_size(tmp_path):
     j.start("x"); j.end("x"); j.close()  # --retry-crashed, and it went through
     assert not InflightJournal(tmp_path, 0, 1).deaths
     assert not InflightJournal(tmp_path, 0, 1).deaths  # still after our file was compacted twice
+
+
+def test_attempt_markers_count_the_deaths_of_other_processes(tmp_path):
+    """What the Ray engine keeps: a marker per attempt; one left behind is a holder that died. At the end the
+    driver's journal gets the deaths of samples that did not end normally, and a later run quarantines them."""
+    from revise_prep.pipeline.inflight import MAX_DEATHS, Attempts
+
+    dead = []  # holders that die inside the block: never left (kept referenced, so never closed either)
+
+    def die_holding(attempts, name):
+        dead.append(attempts.hold(name, "encode"))
+        dead[-1].__enter__()
+
+    stale = Attempts(tmp_path, "ray-1-1").create()
+    die_holding(stale, "old")  # a driver that died with this in flight
+    attempts = Attempts(tmp_path, "ray-2-2").create()
+    assert not stale.folder.exists()  # removed, blaming nothing
+    with attempts.hold("a", "decode") as died:
+        assert died == 0
+    for _ in range(MAX_DEATHS):  # "b": its holder is killed inside the block, twice (the marker stays)
+        die_holding(attempts, "b")
+    with attempts.hold("b", "encode") as died:
+        assert died == MAX_DEATHS
+    die_holding(attempts, "c")  # died once, then done by a later attempt
+    with attempts.hold("c", "decode") as died:
+        assert died == 1
+    die_holding(attempts, "d")  # still held when the run stopped: not known to have died
+    assert attempts.deaths({"a", "b", "c"}) == {"b": MAX_DEATHS, "c": 1}
+
+    j = InflightJournal(tmp_path, 0, 1)
+    j.end("c")  # "c" ended normally: forgiven
+    j.died({"b": MAX_DEATHS})
+    j.close()
+    attempts.remove()
+    j = InflightJournal(tmp_path, 0, 2)  # any later run, any world size
+    assert j.quarantined("b") == MAX_DEATHS and not j.deaths.get("c") and not j.deaths.get("d")

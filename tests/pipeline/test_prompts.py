@@ -31,3 +31,18 @@ def test_prompt_not_in_queue_still_encoded():
     enc = Recorder()
     bank = PromptBank(enc, ["x"], batch_size=4)
     assert bank.get("other").shape == (5, 2) and enc.calls == [["other", "x"]]
+
+
+def test_prompts_added_later_join_the_next_batch():
+    """A Ray actor starts with no prompts and adds those of the samples waiting in it: the next sample that needs
+    an embedding takes them along (up to the batch size), each distinct prompt once."""
+    enc = Recorder()
+    bank = PromptBank(enc, [], batch_size=3)
+    bank.add(["aa"])
+    assert bank.get("aa").shape == (2, 2) and enc.calls == [["aa"]]
+    bank.add(["b", "ccc", "b", "dddd"])  # three samples arrived while "aa" was encoded, then one more
+    assert bank.get("b").shape == (1, 2)
+    assert enc.calls == [["aa"], ["b", "ccc", "dddd"]]
+    for p in ("ccc", "b", "dddd"):
+        bank.get(p)
+    assert len(enc.calls) == 2 and bank.ready == {}

@@ -206,7 +206,8 @@ def add_execution_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--progress-interval", type=at_least(0, float, above=True), default=d.progress_interval, metavar="SECONDS",
                    help="when stderr is not a terminal (a batch job's log): seconds between progress lines")
     g.add_argument("--retry-crashed", action="store_true",
-                   help="also try samples that were in flight when two earlier runs died (crashed_repeatedly)")
+                   help="also try samples that were in flight when two earlier runs (or Ray worker processes) died "
+                        "(crashed_repeatedly)")
     add_max_pixels_option(g)
     add_engine_options(p)
 

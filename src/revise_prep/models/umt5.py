@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from .base import ModuleAdapter, load_state_dict_file, resolve_dtype, source_id
+from .identity import files_identity, folder_files, hub_identity
 from .layouts import (
     T5_ORIGINAL_FILE,
     T5_ORIGINAL_TOKENIZER,
@@ -31,6 +32,8 @@ __all__ = [
     "umt5_config_from_original",
     "original_t5_to_transformers",
     "transformers_t5_to_original",
+    "umt5_identifier",
+    "umt5_identity",
 ]
 
 log = logging.getLogger(__name__)
@@ -167,6 +170,27 @@ def _resolve_hub(ckpt: T5Checkpoint) -> T5Checkpoint:
     return T5Checkpoint("diffusers", repo, T5_SUBFOLDER, repo, TOKENIZER_SUBFOLDER)
 
 
+def umt5_identifier(source: str | Path) -> str:
+    """How records name the text encoder they were made with (its source, as ``UMT5TextEncoder.identifier``)."""
+    return f"umt5:{source_id(source)}"
+
+
+def umt5_identity(source: str | Path, tokenizer: str | Path | None = None) -> str:
+    """The umT5 checkpoint's identity (``models/identity.py``) without loading it: layout, weights and tokenizer."""
+    ckpt = find_t5(source, tokenizer)
+    if ckpt.kind == "hub":
+        return hub_identity(ckpt.location) + (f"+{ckpt.tokenizer}" if ckpt.tokenizer else "")
+    if ckpt.kind == "original":
+        files = {Path(ckpt.location).name: Path(ckpt.location)}
+    else:
+        files = folder_files(Path(ckpt.location) / (ckpt.subfolder or ""), "encoder/")
+    tok = Path(ckpt.tokenizer or "") / (ckpt.tokenizer_subfolder or "")
+    if ckpt.tokenizer is not None and tok.is_dir():
+        files.update(folder_files(tok, "tokenizer/"))
+        return files_identity(ckpt.kind, files)
+    return files_identity(ckpt.kind, files) + f"+{ckpt.tokenizer}"  # a hub tokenizer: named by its id
+
+
 @dataclass(eq=False)
 class UMT5TextEncoder(ModuleAdapter):
     """A loaded umT5 encoder plus tokenizer (implements ``TextEncoder``)."""
@@ -209,7 +233,7 @@ class UMT5TextEncoder(ModuleAdapter):
         model.to(torch.device(device))
         tok_kwargs = {"subfolder": ckpt.tokenizer_subfolder} if ckpt.tokenizer_subfolder else {}
         tok = AutoTokenizer.from_pretrained(ckpt.tokenizer, **tok_kwargs)
-        return cls(model=model, tokenizer=tok, identifier=f"umt5:{source_id(source)}", text_len=text_len, batch_size=batch_size)
+        return cls(model=model, tokenizer=tok, identifier=umt5_identifier(source), text_len=text_len, batch_size=batch_size)
 
     @property
     def dim(self) -> int:

@@ -17,10 +17,12 @@ import torch
 from revise_prep.video.transform import normalise_pixels
 
 from .base import ModuleAdapter, load_state_dict_file, resolve_dtype, source_id
+from .identity import files_identity, folder_files, hub_identity
 from .layouts import VAE_ORIGINAL_FILE, VAE_SUBFOLDER, VaeCheckpoint, find_vae, hub_download
 from .wan_vae_variants import backend_flags, compile_encoder, conv3d_fallback, cudnn_version, fold_padding, to_channels_last
 
-__all__ = ["WanVAE", "vae_config_from_original", "WAN21_LATENTS_MEAN", "WAN21_LATENTS_STD"]
+__all__ = ["WanVAE", "vae_config_from_original", "vae_identifier", "vae_identity", "variant_signature",
+           "WAN21_LATENTS_MEAN", "WAN21_LATENTS_STD"]
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,28 @@ def _load_model(ckpt: VaeCheckpoint):
     return _from_diffusers(ckpt.location, VAE_SUBFOLDER)
 
 
+def vae_identifier(source: str | Path) -> str:
+    """How records name the VAE they were made with (its source, as ``WanVAE.identifier``)."""
+    return f"wan2.1-vae:{source_id(source)}"
+
+
+def vae_identity(source: str | Path) -> str:
+    """The VAE checkpoint's identity (``models/identity.py``) without loading it: its layout and weight files."""
+    ckpt = find_vae(source)
+    if ckpt.kind == "hub":
+        return hub_identity(ckpt.location)
+    if ckpt.kind == "original":
+        return files_identity("original", {Path(ckpt.location).name: Path(ckpt.location)})
+    return files_identity("diffusers", folder_files(Path(ckpt.location) / (ckpt.subfolder or "")))
+
+
+def variant_signature(channels_last: bool, compiled: bool, strict_fp32: bool) -> dict[str, bool]:
+    """The VAE variants that change a record's bits, for the resume signature: only those switched on, so
+    records made without them keep their signature."""
+    on = {"vae_channels_last": channels_last, "vae_compile": compiled, "vae_strict_fp32": strict_fp32}
+    return {k: True for k, v in on.items() if v}
+
+
 @dataclass(eq=False)
 class WanVAE(ModuleAdapter):
     """A loaded Wan2.1 VAE that encodes clips to normalised latents (implements ``VideoEncoder``).
@@ -176,7 +200,7 @@ class WanVAE(ModuleAdapter):
         ``variant``: ``channels_last``, ``compiled``, ``strict_fp32``, ``cudnn_benchmark``, ``fold``."""
         ckpt = find_vae(source)
         model = _load_model(ckpt)
-        return cls.wrap(model, identifier=f"wan2.1-vae:{source_id(source)}", dtype=dtype, device=device,
+        return cls.wrap(model, identifier=vae_identifier(source), dtype=dtype, device=device,
                         tiling=tiling, batch_clips=batch_clips, **variant)
 
     @classmethod
@@ -242,11 +266,8 @@ class WanVAE(ModuleAdapter):
         return int(self.model.config.z_dim)
 
     def variant_signature(self) -> dict[str, bool]:
-        """The variants that change a record's bits, for the resume signature: only those switched on, so
-        records made without them keep their signature."""
-        on = {"vae_channels_last": self.channels_last, "vae_compile": self.compiled,
-              "vae_strict_fp32": self.strict_fp32}
-        return {k: True for k, v in on.items() if v}
+        """The variants that change a record's bits, for the resume signature (:func:`variant_signature`)."""
+        return variant_signature(self.channels_last, self.compiled, self.strict_fp32)
 
     @torch.inference_mode()
     def encode(self, videos: torch.Tensor, *, to_cpu: bool = True) -> torch.Tensor:

@@ -7,22 +7,37 @@ Each rank appends to ``.inflight/w<world>-r<rank>.jsonl`` beside the reports (``
 encode what a worker decoded) and ``{"end": name}`` once its outcome is known (with ``status`` and ``reason`` when
 it was skipped or failed); ``{"stop": true}`` when the run ends without dying (finished, Ctrl-C, a full disk). A run section without ``stop`` died (SIGKILL, the OOM
 killer, a CUDA fault): its started-but-unended samples count one death each. A sample that ends normally
-has its count reset. A rank's own file speaks for every name it mentions; other files (other ranks, other
+has its count reset (an end as ``crashed_repeatedly`` is not normal: it keeps its count). A rank's own file speaks for every name it mentions; other files (other ranks, other
 world sizes) count for the rest, and their counts are carried into ours when ours is compacted at start.
+
+An engine whose samples are held by other processes (``--engine ray``: decode tasks and encoder actors) also
+keeps one marker per attempt in a folder of its run, ``.inflight/ray-<pid>-<time>/<hash>.<k>`` (JSON: the
+sample's ``name``, the holder's ``pid``, ``host`` and ``what``), made before a process works on a sample and
+removed once its outcome is known (:class:`Attempts`). A marker left behind is a process that died holding the
+sample: the next attempt sees it at once (``k`` markers before its own), and at the end the driver writes
+``{"died": {name: count}}`` to its journal for the samples that did not end normally (the others are
+forgiven, as above) and removes the folder (a driver that died leaves it; the next Ray run removes it, blaming
+nothing). Those counts are deaths like a run's: a sample reaching
+:data:`MAX_DEATHS` is failed as ``crashed_repeatedly``, by whichever engine plans it next.
 Deleting ``.inflight/`` forgets the counts; nothing else depends on it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+from revise_prep.errors import CRASHED_REPEATEDLY
 from revise_prep.records.atomic import atomic_write_text
 from revise_prep.records.layout import INFLIGHT_DIR
 
@@ -60,8 +75,9 @@ def _replay(path: Path) -> tuple[Counter, int, set[str]]:
             continue
         if not isinstance(entry, dict):
             continue
-        if "carried" in entry:
-            carried = {str(k): int(v) for k, v in dict(entry["carried"]).items()}
+        if "carried" in entry or "died" in entry:  # counts from compaction, or deaths of another engine's processes
+            counts = entry["carried"] if "carried" in entry else entry["died"]
+            carried = {str(k): int(v) for k, v in dict(counts).items()}
             deaths.update(carried)
             seen.update(carried)
             died += int(entry.get("runs_died", 0))
@@ -74,7 +90,8 @@ def _replay(path: Path) -> tuple[Counter, int, set[str]]:
         elif "end" in entry and open_ is not None:
             name = str(entry["end"])
             open_.discard(name)
-            deaths.pop(name, None)
+            if entry.get("reason") != CRASHED_REPEATEDLY:  # ended normally: forgiven
+                deaths.pop(name, None)
         elif entry.get("stop") and open_ is not None:
             close_section(crashed=False)
             open_ = None
@@ -134,7 +151,71 @@ class InflightJournal:
         self._open.discard(name)
         self._write({"end": name, "status": status, "reason": reason} if status else {"end": name})
 
+    def died(self, counts: dict[str, int]) -> None:
+        """Record deaths of other processes holding these samples during this run (:class:`Attempts`)."""
+        if counts:
+            self._write({"died": dict(sorted(counts.items()))})
+
     def close(self) -> None:
         """The run ends without dying: what is still open was not the cause."""
         self._write({"stop": True})
         self._file.close()
+
+
+class Attempts:
+    """This run's markers of the samples other processes hold (see the module docstring); picklable, so the
+    processes that work on samples (Ray tasks and actors) get it with their work."""
+
+    def __init__(self, out: Path, run: str | None = None) -> None:
+        self.folder = Path(out) / INFLIGHT_DIR / (run or f"ray-{os.getpid()}-{time.time_ns()}")
+
+    def create(self) -> "Attempts":
+        """Make this run's folder, and remove those of earlier runs whose driver died (a run holds the folder's
+        lock, so no other is running: its markers blame nothing now)."""
+        for stale in self.folder.parent.glob("ray-*"):
+            if stale.is_dir() and stale != self.folder:
+                shutil.rmtree(stale, ignore_errors=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    @contextlib.contextmanager
+    def hold(self, name: str, what: str) -> Iterator[int]:
+        """Mark ``name`` as held by this process while the block runs; yields how many earlier attempts in this
+        run died holding it (their markers are still there). A process that dies leaves its marker."""
+        key = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+        k = 0
+        while True:
+            path = self.folder / f"{key}.{k}"
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+                break
+            except FileExistsError:
+                k += 1
+            except OSError as err:  # bookkeeping only: the sample goes on unmarked (the write reports a full disk)
+                log.warning("%s: cannot mark it in flight (%s)", name, err)
+                yield k
+                return
+        try:
+            os.write(fd, json.dumps({"name": name, "pid": os.getpid(), "host": socket.gethostname(),
+                                     "what": what}).encode())
+        finally:
+            os.close(fd)
+        try:
+            yield k
+        finally:
+            path.unlink(missing_ok=True)
+
+    def deaths(self, finished: set[str]) -> Counter:
+        """Deaths per sample name from the markers left behind: all of them for a sample in ``finished`` (its
+        outcome came from a later attempt), all but the newest for the others (the newest may be a process
+        still at work when the run stopped: a run that stops without dying blames no sample)."""
+        slots: dict[str, list[int]] = {}
+        with contextlib.suppress(OSError):
+            for path in self.folder.iterdir():
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                    slots.setdefault(str(json.loads(path.read_text())["name"]), []).append(int(path.suffix[1:]))
+        return Counter({name: len(ks) if name in finished else len(ks) - 1 for name, ks in slots.items()
+                        if name in finished or len(ks) > 1})
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -15,9 +15,10 @@ from typing import Any
 import torch
 from PIL import Image
 
-from revise_prep.errors import SampleError, VideoError
+from revise_prep.errors import SampleError, VideoError, loading
 from revise_prep.inputs import Sample
-from revise_prep.models.vila import AR_NUM_FRAMES, black_frames, read_checkpoint, resolve_task
+from revise_prep.models.vila import (AR_NUM_FRAMES, black_frames, read_checkpoint, resolve_task, vila_identifier,
+                                     vila_identity)
 from revise_prep.models.vila.frames import sample_indices
 from revise_prep.models.vila.inputs import VilaInputs
 from revise_prep.pipeline.bucket_plan import plan_buckets, report_small_buckets
@@ -58,20 +59,21 @@ class OnePassStage(Step1Stage):
     """Step 1's decode plus the AR frames from the same pass; encodes with VAE, umT5 and VILA."""
 
     def __init__(self, frames: FrameSettings, vae, t5, vila, ar: ArOptions, *, min_prompt_len: int = 10,
-                 keep_intermediate: Path | None = None) -> None:
+                 keep_intermediate: Path | None = None, models: ModelSettings | None = None) -> None:
         super().__init__(frames, vae, t5, min_prompt_len=min_prompt_len, step="run", list_name=LIST_NAME,
-                         records_only=False)
+                         records_only=False, models=models)
         self.vila = vila
         self.ar = ar
         self.keep_intermediate = keep_intermediate
         ckpt = read_checkpoint(ar.model_path) if vila is None else vila.checkpoint
         self.inputs = VilaInputs.from_checkpoint(ckpt, dtype=getattr(torch, ar.dtype),
                                                  on_video_error=ar.on_video_error, decode_all_frames=ar.all_frames)
-        self.vila_id = vila.identifier if vila is not None else ar.model_path
+        self.checkpoint = ckpt
 
     def __getstate__(self):
         state = super().__getstate__()
-        state["vila"] = state["vila_id"] = None  # (the identifier is for the signature, in the main process)
+        state["vila"] = None
+        state.pop("_vila_weights", None)  # (the identity is for the signature, in the main process)
         return state
 
     @property
@@ -84,9 +86,14 @@ class OnePassStage(Step1Stage):
         return super().decoded_bytes() + pixels + (1 << 16)
 
     def signature(self) -> dict[str, Any]:
+        """Step 1's signature and the AR model's settings and identity (no model needed)."""
         ar = self.ar
-        return {**super().signature(), "vila": self.vila_id, "ar_dtype": ar.dtype, "task": ar.task,
-                "on_video_error": ar.on_video_error, "all_frames": ar.all_frames}
+        if self.__dict__.get("_vila_weights") is None:
+            with loading("the AR model (--model-path)", ar.model_path):
+                self._vila_weights = vila_identity(self.checkpoint)
+        return {**super().signature(), "vila": vila_identifier(ar.model_path, self.checkpoint.projector_type, ar.dtype),
+                "ar_dtype": ar.dtype, "task": ar.task, "on_video_error": ar.on_video_error,
+                "all_frames": ar.all_frames, "vila_weights": self._vila_weights}
 
     def _task(self, sample: Sample) -> str:
         if self.ar.task != "auto":
@@ -172,7 +179,7 @@ class OnePassFactory:
         else:
             vae = t5 = vila = None
         stage = OnePassStage(self.frames, vae, t5, vila, self.ar, min_prompt_len=self.run.min_prompt_len,
-                             keep_intermediate=self.keep_intermediate)
+                             keep_intermediate=self.keep_intermediate, models=self.models)
         stage.max_video_pixels = self.run.max_video_pixels
         stage.relative_video_paths = self.run.relative_video_paths
         return stage

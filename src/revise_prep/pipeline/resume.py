@@ -17,6 +17,11 @@ log = logging.getLogger(__name__)
 
 VALID, MISSING, INVALID, MISMATCHED = "valid", "missing", "invalid", "mismatched"
 
+#: Signature keys newer than the records they check: a record made before a key existed lacks it and is judged
+#: on the others (it was never redone for them before either); so is any record when the identity is unknown
+#: now (models a caller loaded itself, naming no checkpoint). The checkpoints' identities (models/identity.py).
+ADDED_KEYS = frozenset({"vae_weights", "t5_weights", "vila_weights"})
+
 
 def check_record(path: Path, step: str, settings: dict[str, Any], keep: dict[str, Any] | None = None,
                  ) -> tuple[str, str]:
@@ -43,7 +48,8 @@ def check_record(path: Path, step: str, settings: dict[str, Any], keep: dict[str
     theirs = meta.get("settings", {})
     own = per_record_keys(settings)  # with buckets each record holds its own size / frame count (the bucket set
     # itself is compared: another set differs there)
-    diff = sorted(k for k in set(settings) | set(theirs) if k not in own and settings.get(k) != theirs.get(k))
+    diff = sorted(k for k in set(settings) | set(theirs) if k not in own and settings.get(k) != theirs.get(k)
+                  and not (k in ADDED_KEYS and (k not in theirs or k not in settings)))
     if diff:
         return MISMATCHED, "made with other settings: " + "; ".join(
             f"{k}={theirs[k]!r} (now {settings.get(k)!r})" if k in theirs else

@@ -65,8 +65,9 @@ def map_tensors(obj: Any, fn) -> Any:
 
 
 class Stage(Protocol):
-    """One step's work on one sample. Optional hooks an engine uses when present: ``prepare(todo)`` (once,
-    with the items to do, e.g. to batch prompts), ``describe(item)`` (the item's report columns: source,
+    """One step's work on one sample. Optional hooks an engine uses when present: ``prepare(todo)`` (with
+    items to do, in order, before they are encoded, e.g. to batch prompts; the local engine calls it once with all
+    of them, a Ray actor with the samples waiting in it), ``describe(item)`` (the item's report columns: source,
     target...), ``notices`` (set to the run's summarised per-sample messages), ``records_only`` (reports go
     in the sidecar), ``decoder_threads`` (set by the engine: threads one decode may use), ``pin_decoded``
     (True when the encoder is on a GPU: decoded tensors are page-locked for the copy), ``encode_devices``

@@ -111,6 +111,7 @@ class Step1Stage:
     decoder_threads: int = 0  # FFmpeg threads per decode (0: its default); the engine sets it
     max_video_pixels: int = DEFAULT_MAX_VIDEO_PIXELS  # a resource guard, not a record setting: not in signature()
     prompts: Any = None  # a PromptBank (main process only): umT5 batched across samples
+    models: ModelSettings | None = None  # where the models come from: the signature names them (no model needed)
     step: str = "vae"
     list_name: str = LIST_NAME
     records_only: bool = True  # the original step 2 lists this folder: reports go in its sidecar
@@ -125,13 +126,20 @@ class Step1Stage:
         return self.vae is not None and self.vae.device.type == "cuda"
 
     def signature(self) -> dict[str, Any]:
-        return {**frames_signature(self.frames), "vae": self.vae.identifier, "t5": self.t5.identifier,
-                "vae_dtype": str(self.vae.dtype).removeprefix("torch."),
-                "t5_dtype": str(self.t5.dtype).removeprefix("torch."), "text_len": self.t5.text_len,
-                "min_prompt_len": self.min_prompt_len,
-                "vae_tiling": bool(getattr(self.vae.model, "use_tiling", False)),
-                "vae_batch": bool(getattr(self.vae, "batch_clips", False)),
-                **(self.vae.variant_signature() if hasattr(self.vae, "variant_signature") else {})}
+        """What a record depends on (resume check and its meta), from the settings: no model is needed."""
+        if self.__dict__.get("_signature") is None:
+            models = self.models or ModelSettings()
+            if models.ckpt_dir or (models.vae_path and models.t5_path) or self.vae is None:
+                self._signature = step1_signature(self.frames, models, self.min_prompt_len)
+            else:  # models a caller loaded itself (tests, benchmarks) and named no checkpoint for
+                self._signature = {**frames_signature(self.frames), "vae": self.vae.identifier,
+                                   "t5": self.t5.identifier, "vae_dtype": str(self.vae.dtype).removeprefix("torch."),
+                                   "t5_dtype": str(self.t5.dtype).removeprefix("torch."), "text_len": self.t5.text_len,
+                                   "min_prompt_len": self.min_prompt_len,
+                                   "vae_tiling": bool(getattr(self.vae.model, "use_tiling", False)),
+                                   "vae_batch": bool(getattr(self.vae, "batch_clips", False)),
+                                   **(self.vae.variant_signature() if hasattr(self.vae, "variant_signature") else {})}
+        return self._signature
 
     @property
     def device(self):
@@ -172,13 +180,17 @@ class Step1Stage:
     def __getstate__(self):  # workers only decode: never ship the models to them
         state = dict(self.__dict__)
         state["vae"] = state["t5"] = state["prompts"] = state["notices"] = None
+        state.pop("_signature", None)  # (for the resume check and the meta, in the encoding process)
         return state
 
     def prepare(self, todo: list[WorkItem]) -> None:
-        """Called once before the loop with the items to do, in order: queue their prompts for batching."""
+        """Called with items to do, in order, before they are encoded (the local engine: once, with all of them;
+        a Ray actor: with the samples waiting in it): queue their prompts for batching."""
         prompts = [it.payload.prompt for it in todo if passes_prompt_filter(it.payload.prompt, self.min_prompt_len)]
-        self.prompts = PromptBank(self.t5, prompts, batch_size=getattr(self.t5, "batch_size", 8),
-                                  on_device=self.keep_on_device)
+        if self.prompts is None:
+            self.prompts = PromptBank(self.t5, [], batch_size=getattr(self.t5, "batch_size", 8),
+                                      on_device=self.keep_on_device)
+        self.prompts.add(prompts)
 
     def _check_prompt(self, sample: Sample) -> None:
         """The original's filter, applied before decoding (same outcome, no decoding wasted)."""
@@ -268,6 +280,36 @@ class Step1Stage:
                             frame_num=len(next(iter(clips.values())).indices), meta=meta)
 
 
+def step1_signature(frames: FrameSettings, models: ModelSettings, min_prompt_len: int) -> dict[str, Any]:
+    """The settings a step-1 record depends on and the identities of its checkpoints (``models/identity.py``),
+    computed without loading a model. The ``*_weights`` keys are newer than the others: a record made before them
+    lacks them and still counts (``resume.ADDED_KEYS``)."""
+    from revise_prep.models.base import resolve_dtype
+    from revise_prep.models.umt5 import umt5_identifier, umt5_identity
+    from revise_prep.models.wan_vae import vae_identifier, vae_identity, variant_signature
+
+    vae_source, t5_source = checkpoint_sources(models)
+    with loading("the VAE", vae_source):
+        vae_weights = vae_identity(vae_source)
+    with loading("umT5", t5_source):
+        t5_weights = umt5_identity(t5_source, models.tokenizer_path)
+    return {**frames_signature(frames), "vae": vae_identifier(vae_source), "t5": umt5_identifier(t5_source),
+            "vae_dtype": str(resolve_dtype(models.vae_dtype)).removeprefix("torch."),
+            "t5_dtype": str(resolve_dtype(models.t5_dtype)).removeprefix("torch."), "text_len": models.text_len,
+            "min_prompt_len": min_prompt_len, "vae_tiling": bool(models.vae_tiling),
+            "vae_batch": bool(models.vae_batch),
+            **variant_signature(models.vae_channels_last, models.vae_compile, models.strict_fp32),
+            "vae_weights": vae_weights, "t5_weights": t5_weights}
+
+
+def checkpoint_sources(models: ModelSettings) -> tuple[str, str]:
+    """(VAE source, umT5 source): the single-part paths, else ``--ckpt-dir``."""
+    vae_source, t5_source = models.vae_path or models.ckpt_dir, models.t5_path or models.ckpt_dir
+    if vae_source is None or t5_source is None:
+        raise InputError("no checkpoint given: pass --ckpt-dir (or --vae-path and --t5-path)")
+    return vae_source, t5_source
+
+
 def record_settings(signature: dict[str, Any], item: WorkItem) -> dict[str, Any]:
     """The settings as this record was made (its meta): with buckets, its own size and frame count in place of
     the run's unused ``--target-size`` / ``--frame-num`` (the resume check skips those keys: settings.py)."""
@@ -307,10 +349,7 @@ def load_step1_models(models: ModelSettings, rank: RankInfo):
 
     device = resolve_device(models.device, rank)
     t5_device = resolve_device(models.t5_device, rank) if models.t5_device else device
-    vae_source = models.vae_path or models.ckpt_dir
-    t5_source = models.t5_path or models.ckpt_dir
-    if vae_source is None or t5_source is None:
-        raise InputError("no checkpoint given: pass --ckpt-dir (or --vae-path and --t5-path)")
+    vae_source, t5_source = checkpoint_sources(models)
     log.info("loading VAE from %s (%s, %s)", vae_source, models.vae_dtype, device)
     with loading("the VAE", vae_source):
         vae = WanVAE.load(vae_source, device=device, **vae_options(models))
@@ -345,7 +384,7 @@ class Step1Factory:
         """With the models loaded on ``rank``'s device (or ``loaded``), or without them when ``rank`` is None."""
         vae, t5 = loaded or (load_step1_models(self.models, rank) if rank is not None else (None, None))
         return Step1Stage(self.frames, vae, t5, min_prompt_len=self.run.min_prompt_len,
-                          max_video_pixels=self.run.max_video_pixels,
+                          max_video_pixels=self.run.max_video_pixels, models=self.models,
                           relative_video_paths=self.run.relative_video_paths)
 
 

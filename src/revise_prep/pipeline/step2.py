@@ -16,7 +16,7 @@ import torch
 
 from revise_prep.errors import InputError, SampleError, loading
 from revise_prep.inputs.samples import record_video_path, resolve_path
-from revise_prep.models.vila import VilaInputs, read_checkpoint, resolve_task
+from revise_prep.models.vila import VilaInputs, read_checkpoint, resolve_task, vila_identifier, vila_identity
 from revise_prep.models.vila.prompt import IMAGE_TOKEN_INDEX
 from revise_prep.pipeline.bucket_plan import report_small_buckets
 from revise_prep.pipeline.dist import RankInfo, resolve_device
@@ -135,16 +135,15 @@ class Step2Stage:
         self.model = model
         options = dict(dtype=getattr(torch, settings.dtype), on_video_error=settings.on_video_error,
                        decode_all_frames=settings.all_frames, auto_rotate=settings.auto_rotate)
-        if model is not None:
-            self.inputs = model.media_inputs().with_options(**options)
-            self.model_id = model.identifier
-        else:
-            self.inputs = VilaInputs.from_checkpoint(read_checkpoint(settings.model_path), **options)
-            self.model_id = str(settings.model_path)
+        ckpt = model.checkpoint if model is not None else read_checkpoint(settings.model_path)
+        self.inputs = model.media_inputs().with_options(**options) if model is not None else \
+            VilaInputs.from_checkpoint(ckpt, **options)
+        self.checkpoint = ckpt
+        self._weights: str | None = None  # the checkpoint's identity, read once when first needed
 
     def __getstate__(self):  # never ship the model to the decoding workers
         state = dict(self.__dict__)
-        state["model"] = state["model_id"] = None  # (the identifier is for the signature, in the main process)
+        state["model"] = state["_weights"] = None  # (the identity is for the signature, in the main process)
         return state
 
     @property
@@ -163,8 +162,12 @@ class Step2Stage:
     def signature(self) -> dict[str, Any]:
         """What the records depend on; an existing record with other values is redone (resume check)."""
         s = self.settings
-        return {"vila": self.model_id, "dtype": s.dtype, "task": s.task, "on_video_error": s.on_video_error,
-                "all_frames": s.all_frames, "resampler": self.inputs.resampler, "auto_rotate": s.auto_rotate}
+        if self._weights is None:
+            with loading("the AR model (--model-path)", s.model_path):
+                self._weights = vila_identity(self.checkpoint)
+        return {"vila": vila_identifier(s.model_path, self.checkpoint.projector_type, s.dtype), "dtype": s.dtype,
+                "task": s.task, "on_video_error": s.on_video_error, "all_frames": s.all_frames,
+                "resampler": self.inputs.resampler, "auto_rotate": s.auto_rotate, "vila_weights": self._weights}
 
     def describe(self, item: WorkItem) -> dict[str, str]:
         """The report columns of an item: the step-1 record it reads."""

@@ -1,6 +1,6 @@
 """VILA AR model of ReViSE (``vlm_last_hidden_states``) on stock transformers parts."""
 
-from .config import VilaCheckpoint, read_checkpoint, resolve_checkpoint_path
+from .config import VilaCheckpoint, read_checkpoint, resolve_checkpoint_path, vila_identifier, vila_identity
 from .frames import black_frames, count_frames, load_ar_frames
 from .inputs import VilaInputs, open_image
 from .model import AR_NUM_FRAMES, VilaARModel
@@ -34,4 +34,6 @@ __all__ = [
     "resolve_task",
     "tokenizer_image_token",
     "tokens_per_image",
+    "vila_identifier",
+    "vila_identity",
 ]

@@ -99,6 +99,25 @@ class VilaCheckpoint:
         return float(self.image_processor_config.get("rescale_factor", 1 / 255))
 
 
+def vila_identifier(source: str | Path, projector_type: str, dtype: str) -> str:
+    """How records name the AR model they were made with (``VilaARModel.identifier``): source, projector, dtype."""
+    from revise_prep.models.base import source_id
+
+    return f"vila_ar:{source_id(source)}:{projector_type}:{dtype}"
+
+
+def vila_identity(ckpt: VilaCheckpoint) -> str:
+    """The checkpoint's identity (``models/identity.py``) without loading it: root config, LLM (with its
+    tokenizer), vision tower and projector files."""
+    from revise_prep.models.identity import files_identity, folder_files
+
+    files = {"config.json": ckpt.root / "config.json"}
+    for name, folder in (("llm", ckpt.llm_dir), ("vision_tower", ckpt.vision_tower_dir),
+                         ("mm_projector", ckpt.mm_projector_dir)):
+        files.update(folder_files(folder, f"{name}/"))
+    return files_identity("vila", files)
+
+
 def resolve_checkpoint_path(path_or_id: str | Path) -> Path:
     """Local folder as is; an ``org/name`` string that is not a local path is fetched with ``snapshot_download``."""
     path = Path(path_or_id).expanduser()

@@ -13,9 +13,7 @@ import torch
 from PIL import Image
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, SiglipVisionModel
 
-from revise_prep.models.base import source_id
-
-from .config import VilaCheckpoint, read_checkpoint
+from .config import VilaCheckpoint, read_checkpoint, vila_identifier
 from .frames import OnError
 from .inputs import AR_NUM_FRAMES, Media, PathLike, VilaInputs, open_image
 from .preprocess import Resampler
@@ -110,8 +108,7 @@ class VilaARModel:
     @property
     def identifier(self) -> str:
         """Stable description of what produced the features (checkpoint source, projector, dtype)."""
-        dtype = str(self.dtype).removeprefix("torch.")
-        return f"vila_ar:{source_id(self.source)}:{self.checkpoint.projector_type}:{dtype}"
+        return vila_identifier(self.source, self.checkpoint.projector_type, str(self.dtype).removeprefix("torch."))
 
     @property
     def hidden_size(self) -> int:

@@ -126,8 +126,8 @@ def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, se
         if deaths and not settings.retry_crashed:
             quarantined += 1
             outcomes.append(failure_outcome(item, SampleError(
-                CRASHED_REPEATEDLY, f"{item.name}: in flight when {deaths} earlier runs died; not tried again "
-                                    "(--retry-crashed tries it)"), describe(item)))
+                CRASHED_REPEATEDLY, f"{item.name}: in flight when a run or worker process holding it died, {deaths} "
+                                    "times; not tried again (--retry-crashed tries it)"), describe(item)))
             continue
         todo.append(item)
     notices.flush()
@@ -140,7 +140,7 @@ def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, se
     journal.plan(total=len(mine), todo=len(todo), resumed=sum(o.status == "resumed" for o in outcomes),
                  prefailed=prefailed)  # for `revise-prep status`
     if quarantined:
-        log.warning("%d sample(s) were in flight when %d earlier runs died and are failed as %s "
+        log.warning("%d sample(s) were in flight when a process holding them died %d times and are failed as %s "
                     "(--retry-crashed tries them again)", quarantined, MAX_DEATHS, CRASHED_REPEATEDLY)
     if mismatched:
         log.warning("%d existing record(s) were made with other settings and are redone "

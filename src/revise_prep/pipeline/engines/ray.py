@@ -4,28 +4,39 @@ The driver plans exactly as the local engine (the resume check: ``plan_work``) a
 as it (``finish_run``: this run's report, then the merged list, failures and summary), as rank 0 of a
 world of 1, so a folder started with one engine resumes with the other.
 Between the two, every item to do is one row: a CPU task runs ``stage.decode`` (the stage ships
-without models), an encoder actor, which loads the models itself through the step's
-:class:`StageFactory`, runs ``stage.encode`` and writes the record as the local engine does (``write_record``),
-and the driver collects one outcome per input index. A killed worker or node is redone by Ray's
-task and actor retries; a redone write replaces the same file with the same bytes, and an index
-reported twice is counted once.
+without models) in a supervised child process, as the local engine's workers (``decode_supervised``: a hang
+past ``--decode-timeout`` or a death costs only the sample, ``decode_timeout`` / ``decoder_crashed``); an
+encoder actor, which loads the models itself through the step's :class:`StageFactory`, runs ``stage.encode``
+(the prompts of the samples waiting in it go through umT5 together) and writes the record as the local engine
+does (``write_record``), and the driver collects one outcome per input index. A killed worker or node is
+redone by Ray's task and actor retries, a bounded number of times (:data:`RETRIES`); a redone write replaces
+the same file with the same bytes, and an index reported twice is counted once. A sample whose task or actor
+process dies :data:`~revise_prep.pipeline.inflight.MAX_DEATHS` times is failed as ``crashed_repeatedly``
+(the in-flight journal's rule, kept with :class:`~revise_prep.pipeline.inflight.Attempts`), so a poison
+sample is not retried without end, and the next run of either engine keeps it out.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import pickle
+import threading
 import time
 import traceback
+import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from revise_prep.errors import ENCODE_ERROR, WRITE_ERROR, InputError, SampleError
+from revise_prep.errors import CRASHED_REPEATEDLY, ENCODE_ERROR, WRITE_ERROR, InputError, SampleError
 from revise_prep.pipeline.dist import RankInfo
 from revise_prep.pipeline.engines.base import failure_outcome, finish_run, plan_work, with_shape
-from revise_prep.pipeline.engines.local.workers import decode_one
+from revise_prep.pipeline.engines.local.cpu_budget import encodes_on_cpu, stage_budget
+from revise_prep.pipeline.engines.local.workers import PoolStats, decode_supervised
 from revise_prep.pipeline.engines.writer import FatalWriteError, write_record
+from revise_prep.pipeline.inflight import MAX_DEATHS, Attempts
 from revise_prep.pipeline.locks import ShareLock
 from revise_prep.pipeline.progress import Notices, Progress
 from revise_prep.pipeline.stage import Decoded, Stage, StageFactory, WorkItem, describer, stage_layout
@@ -39,6 +50,14 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "--engine ray needs Ray Data: pip install 'revise-prep[ray]'"
 ENCODER_CPUS = 1  # CPUs an encoder actor reserves (besides its GPU share)
 DECODE_MEMORY = 512 * 1024 ** 2  # memory a decode task reserves (two 81x480x832 uint8 clips and their pickle)
+#: Ray's retries of one decode task or one encoder call after its process died (Ray Data's default is without
+#: end). A poison sample uses MAX_DEATHS of them before it is failed as crashed_repeatedly; the rest is room
+#: for a sample that was only waiting in a process killed by another sample, or by a lost node.
+RETRIES = 2 * MAX_DEATHS + 1
+ACTOR_RESTARTS = 8 * RETRIES  # restarts of one encoder actor over the run (each loads the models again)
+#: Samples an encoder actor holds at once (calls in threads, where Ray Data can: ``_actor_pool``): their prompts
+#: go through umT5 together, up to 8 (the local engine's batch); the models encode one sample at a time.
+CALLS_PER_ACTOR = 8
 
 
 def import_ray():
@@ -79,19 +98,36 @@ def encoder_resources(settings: EngineSettings, cluster: dict[str, float]) -> tu
     return args, min(settings.actors or most, fit)
 
 
-class _Decode:
-    """Ray Data task body: one work item (pickled) -> its Decoded (pickled), on any node's CPUs."""
+def _refused(name: str, earlier: int, here: int) -> SampleError | None:
+    """``crashed_repeatedly`` when the processes holding ``name`` died MAX_DEATHS times (``earlier`` runs'
+    deaths, 0 with --retry-crashed, plus ``here`` in this run), else None."""
+    if earlier + here < MAX_DEATHS:
+        return None
+    return SampleError(CRASHED_REPEATEDLY, f"{name}: the process holding it died {earlier + here} times "
+                                           f"({here} in this run); not tried again (--retry-crashed tries it)")
 
-    def __init__(self, stage: Stage, timeout: float | None) -> None:
+
+class _Decode:
+    """Ray Data task body: one work item (pickled) -> its Decoded (pickled), on any node's CPUs, decoded in a
+    supervised child process; the task's own process is marked as holding the sample (``attempts``)."""
+
+    def __init__(self, stage: Stage, timeout: float | None, attempts: Attempts) -> None:
         self.stage = stage
         self.timeout = timeout
+        self.attempts = attempts
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        import torch
-
-        torch.set_num_threads(1)
-        decoded = decode_one(self.stage.decode, pickle.loads(row["item"]), self.timeout)
-        return {"index": row["index"], "decoded": pickle.dumps(decoded, protocol=pickle.HIGHEST_PROTOCOL)}
+        _apply_threads(1)
+        item = pickle.loads(row["item"])
+        stats = PoolStats()
+        with self.attempts.hold(item.name, "decode") as died:
+            refused = _refused(item.name, row["deaths"], died)
+            if refused is not None:
+                decoded = Decoded(item, error=refused)
+            else:
+                decoded, stats = decode_supervised(self.stage.decode, item, self.timeout)
+        return {"index": row["index"], "deaths": row["deaths"], "stats": pickle.dumps(stats.as_dict()),
+                "decoded": pickle.dumps(decoded, protocol=pickle.HIGHEST_PROTOCOL)}
 
 
 def encode_and_write(stage: Stage, decoded: Decoded, fsync: bool = True) -> dict[str, Any]:
@@ -125,24 +161,56 @@ def encode_and_write(stage: Stage, decoded: Decoded, fsync: bool = True) -> dict
 
 
 class _Encoder:
-    """Ray Data actor: loads the step's models once (on its GPU, or the CPU), then encodes and writes batches."""
+    """Ray Data actor: loads the step's models once (on its GPU, or the CPU), then encodes and writes samples.
+    Up to CALLS_PER_ACTOR calls wait in it at once: each adds its prompts to the stage's batching
+    (``prepare``), then they take turns on the models; only the sample being encoded is marked as held."""
 
-    def __init__(self, factory: StageFactory) -> None:
+    def __init__(self, factory: StageFactory, threads: int, attempts: Attempts) -> None:
+        self.attempts = attempts
         self.stage = factory.build(RankInfo())  # Ray gives the actor its GPU(s) as cuda:0..
+        # the torch threads of the local engine's main process (the driver's CPU budget: the same bits on the
+        # CPU), or one when the models are on a GPU, as there
+        self.threads = threads if encodes_on_cpu(self.stage) else 1
+        self.models = threading.Lock()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
         decoded = [pickle.loads(blob) for blob in batch["decoded"]]
-        if hasattr(self.stage, "prepare"):  # e.g. step 1 batches this batch's prompts through umT5
+        if hasattr(self.stage, "prepare"):  # step 1: these prompts join the next umT5 batch
             self.stage.prepare([d.item for d in decoded if d.error is None])
-        results = [encode_and_write(self.stage, d) for d in decoded]
+        results = []
+        for d, deaths, stats in zip(decoded, batch["deaths"], batch["stats"]):
+            with self.models:
+                _apply_threads(self.threads)  # Ray runs calls in threads of its own
+                with self.attempts.hold(d.item.name, "encode") as died:
+                    refused = _refused(d.item.name, int(deaths), died)
+                    if refused is not None:
+                        d = Decoded(d.item, error=refused)
+                    results.append({**encode_and_write(self.stage, d), "stats": pickle.loads(stats)})
         return {"index": np.asarray(batch["index"]),
                 "result": np.array([pickle.dumps(r) for r in results], dtype=object)}
 
 
-def _signature(factory: StageFactory) -> dict[str, Any]:
-    return factory.build(RankInfo()).signature()
+def _apply_threads(threads: int) -> None:
+    """Set this thread's torch intra-op threads (Ray runs calls in threads started before any setting)."""
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def _actor_pool(actors: int):
+    """A fixed pool (one actor per GPU): models load once per actor, and every GPU works from the start; its
+    actors take CALLS_PER_ACTOR calls at once where this Ray can run them in threads (else one)."""
+    from ray.data import ActorPoolStrategy
+
+    if {"max_concurrent_calls_per_actor", "enable_true_multi_threading"} <= set(
+            inspect.signature(ActorPoolStrategy).parameters):
+        return ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=CALLS_PER_ACTOR,
+                                 max_concurrent_calls_per_actor=CALLS_PER_ACTOR, enable_true_multi_threading=True)
+    log.warning("ray: this Ray Data runs one call per actor at a time: prompts are encoded one by one")
+    return ActorPoolStrategy(size=actors)
 
 
 def _outcome(item: WorkItem, result: dict[str, Any], describe) -> Outcome:
@@ -181,38 +249,43 @@ ENGINE = RayEngine
 
 def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: EngineSettings,
          settings: ExecutionSettings) -> dict[str, Any] | None:
-    from ray.data import ActorPoolStrategy, DataContext
+    from ray.data import DataContext
 
     rank = RankInfo()
     actor_args, actors = encoder_resources(engine, ray.cluster_resources())
     start = time.perf_counter()
-    # the signature needs the models' identifiers: one task with an encoder's resources builds the stage
-    signature = ray.get(ray.remote(**actor_args)(_signature).remote(factory))
-    stage = factory.build(None)
-    stage.signature = lambda: signature  # the driver's stage has no models; resume checks this signature
+    stage = factory.build(None)  # no models: its signature comes from the settings and the checkpoints' identities
     describe = describer(stage)
     notices = Notices(log)
     plan = plan_work(stage, items, out, rank, settings, notices)
     outcomes, todo = plan.outcomes, plan.todo
     by_index = {item.index: item for item in todo}
     got: dict[int, Outcome] = {}
+    reliability: Counter = Counter()
+    attempts = Attempts(stage_layout(stage, out).meta).create()
     try:
         if todo:
             ctx = DataContext.get_current()
             ctx.enable_progress_bars = False
             ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
                 object_store_memory=engine.decoded_gb * 1024 ** 3)
-            rows = [{"index": it.index, "item": pickle.dumps(it)} for it in todo]
+            rows = [{"index": it.index, "item": pickle.dumps(it),
+                     "deaths": 0 if settings.retry_crashed else plan.journal.deaths.get(it.name, 0)} for it in todo]
             ds = ray.data.from_items(rows, override_num_blocks=len(rows))  # one item per task: work is pulled
-            # Ray Data retries tasks and restarts actors (retrying their batch) without limit by default: a
+            # Ray retries a task whose process died and restarts an actor (retrying its calls), RETRIES times: a
             # lost worker or node costs time, never a sample. The decode tasks' memory reservation also keeps
             # Ray Data from fusing them into the encoder actors: decoding stays on CPU tasks, anywhere.
-            ds = ds.map(_Decode(_decoding_stage(factory), settings.decode_timeout), num_cpus=1, memory=DECODE_MEMORY)
-            # a fixed pool (one actor per GPU): models load once per actor, and every GPU works from the start
-            ds = ds.map_batches(_Encoder, fn_constructor_kwargs={"factory": factory}, batch_size=1,
-                                compute=ActorPoolStrategy(size=actors), **actor_args)
-            log.info("ray: %d sample(s) to do on %d encoder actor(s) (%s each)", len(todo), actors,
-                     ", ".join(f"{k}={v:g}" for k, v in actor_args.items()))
+            threads = stage_budget(None, settings, rank).main_threads  # an encoder on the CPU, as a world of one
+            with warnings.catch_warnings():  # Ray >= 2.60 deprecates retries given this way, and names no other yet
+                warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+                ds = ds.map(_Decode(_decoding_stage(factory), settings.decode_timeout, attempts), num_cpus=1,
+                            memory=DECODE_MEMORY, max_retries=RETRIES)
+                ds = ds.map_batches(_Encoder, fn_constructor_kwargs={"factory": factory, "threads": threads,
+                                                                     "attempts": attempts},
+                                    batch_size=1, compute=_actor_pool(actors), max_restarts=ACTOR_RESTARTS,
+                                    max_task_retries=RETRIES, **actor_args)
+            log.info("ray: %d sample(s) to do on %d encoder actor(s) (%s each, %d torch threads)", len(todo), actors,
+                     ", ".join(f"{k}={v:g}" for k, v in actor_args.items()), threads)
             bar = Progress(len(todo), stage.step, enabled=settings.progress, interval=settings.progress_interval)
             try:
                 for row in ds.iter_rows():
@@ -224,10 +297,11 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
                         raise FatalWriteError(result["message"])
                     item = by_index[index]
                     got[index] = _outcome(item, result, describe)
+                    reliability.update(result.get("stats") or {})
                     if got[index].status == "done":
                         plan.index.add(item.path, plan.sig, result.get("shape"))
-                        plan.journal.end(item.name)
-                    else:
+                        plan.journal.end(item.name)  # ended normally: earlier deaths are forgiven
+                    else:  # (crashed_repeatedly keeps its deaths)
                         notices.sample(item.name, result["error"], "%s: %s: %s", item.name or index,
                                        got[index].reason, got[index].message)
                         plan.journal.end(item.name, got[index].status, got[index].reason)
@@ -236,13 +310,21 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
                 bar.close()
     finally:
         notices.flush()
-        plan.close()
-        clean_temporaries(out, {it.path.name for it in todo})  # a killed actor's half-written temporary
+        try:
+            forgiven = {o.name for o in got.values() if o.reason != CRASHED_REPEATEDLY}
+            deaths = attempts.deaths({o.name for o in got.values()})
+            plan.journal.died({n: k for n, k in deaths.items() if n not in forgiven})
+            reliability["ray_process_deaths"] = sum(deaths.values())
+        finally:
+            attempts.remove()
+            plan.close()
+            clean_temporaries(out, {it.path.name for it in todo})  # a killed actor's half-written temporary
     missing = sorted(set(by_index) - set(got))
     if missing:
         raise RuntimeError(f"ray: no result for sample(s) {missing[:10]}; re-run the same command to resume")
+    reliability["quarantined"] = plan.quarantined + sum(o.reason == CRASHED_REPEATEDLY for o in got.values())
     return finish_run(stage, out, rank, outcomes + list(got.values()), time.perf_counter() - start, settings,
-                      {"quarantined": plan.quarantined}, processed=len(got))
+                      dict(reliability), processed=len(got))
 
 
 def _decoding_stage(factory: StageFactory) -> Stage:

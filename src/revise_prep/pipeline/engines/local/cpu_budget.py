@@ -65,6 +65,23 @@ def budget_for(workers: int, local_world: int, *, encode_on_cpu: bool, override:
     return cpu_budget(share, workers, encode_on_cpu=encode_on_cpu, torch_default=_torch_default(torch))
 
 
+def encodes_on_cpu(stage) -> bool:
+    """Whether a model of ``stage`` runs on the CPU (a stage that does not say where its models run counts so)."""
+    import torch
+
+    devices = getattr(stage, "encode_devices", None)
+    return devices is None or any(torch.device(d).type == "cpu" for d in devices)
+
+
+def stage_budget(stage, settings, rank) -> CpuBudget:
+    """This rank's CPU threads for ``stage`` (``cpu_budget``; ``settings``: ExecutionSettings). Its
+    ``main_threads`` is the one rule for the torch threads of the process that encodes, on every engine: the
+    local engine's main process, and each Ray encoder actor, which gets the driver's (a Ray worker's own torch
+    default is Ray's OMP_NUM_THREADS=1), because CPU kernels round by thread count."""
+    return budget_for(settings.num_workers, rank.local_world_size, encode_on_cpu=encodes_on_cpu(stage),
+                      override=settings.cpu_threads)
+
+
 _DEFAULT_THREADS: int | None = None
 
 

@@ -21,7 +21,7 @@ import torch
 from revise_prep.errors import ENCODE_ERROR, WRITE_ERROR, SampleError
 from revise_prep.pipeline.dist import RankInfo, rank_info
 from revise_prep.pipeline.engines.base import failure_outcome, finish_run, plan_work, with_shape
-from revise_prep.pipeline.engines.local.cpu_budget import CpuBudget, apply_main_threads, budget_for
+from revise_prep.pipeline.engines.local.cpu_budget import apply_main_threads, budget_for, stage_budget
 from revise_prep.pipeline.engines.local.handoff import DeviceHandoff
 from revise_prep.pipeline.engines.local.workers import DecodePool, PoolStats, decode_one
 from revise_prep.pipeline.engines.writer import RecordWriter
@@ -67,14 +67,6 @@ def _decode_inline(decode, items: list[WorkItem], timeout: float | None, journal
     for item in items:
         journal.start(item.name)
         yield decode_one(decode, item, timeout)
-
-
-def stage_budget(stage: Stage | None, settings: ExecutionSettings, rank: RankInfo) -> CpuBudget:
-    """This rank's CPU threads for ``stage`` (``cpu_budget``); a stage that does not say where its models run
-    counts as encoding on the CPU."""
-    devices = getattr(stage, "encode_devices", None)
-    on_cpu = devices is None or any(torch.device(d).type == "cpu" for d in devices)
-    return budget_for(settings.num_workers, rank.local_world_size, encode_on_cpu=on_cpu, override=settings.cpu_threads)
 
 
 class LocalEngine:

@@ -264,6 +264,14 @@ class Results(Iterator):
         self.close()
 
 
+def decode_supervised(decode: Decode, item, timeout: float | None = None) -> tuple[object, PoolStats]:
+    """``decode(item)`` in one supervised worker process, for a caller that holds one sample at a time (a Ray
+    decode task): its death or hang costs only this sample, with the pool's rules and reasons."""
+    pool = DecodePool(decode, 1, timeout=timeout)
+    (decoded,) = pool.map([item])
+    return decoded, pool.stats
+
+
 class _Run:
     """One pass over a list of items: the supervisor thread and its state."""
 
