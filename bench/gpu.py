@@ -415,7 +415,7 @@ def vae_modes(base, clip: torch.Tensor, device: torch.device, defaults: dict, re
     for label, change, math, batch in modes:
         vae = wrap_vae(base, device, **{**defaults, **change})
         reset_peak(device)
-        first, seconds = timed(lambda: vae.encode(batch), device, repeats)
+        first, seconds = timed(lambda vae=vae, batch=batch: vae.encode(batch), device, repeats)
         latent = vae.encode(batch)[:1]
         rows.append(_mode_row(label, seconds / batch.shape[0], flops, math, name, latent, reference,
                               peak_gib(device), first))
