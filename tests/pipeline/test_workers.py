@@ -41,10 +41,23 @@ def items(n: int) -> list[WorkItem]:
     return [WorkItem(i, f"s{i}", None) for i in range(n)]
 
 
+def shm_files() -> set[str]:
+    """What is in /dev/shm (a tensor shared by file name is a ``torch_<pid of its maker>_...`` file there)."""
+    shm = Path("/dev/shm")
+    return {f.name for f in shm.iterdir()} if shm.is_dir() else set()
+
+
+def made_by(names: set[str], pids: set[str]) -> list[str]:
+    return [n for n in names if n.split("_")[1:2] and n.split("_")[1] in pids]
+
+
 def test_results_in_order_and_a_crashing_sample_retried_once_then_failed(tmp_path):
     stage = SignalStage(tmp_path, crash={2}, once={5})
     pool = DecodePool(stage.decode, 2)
-    out = list(pool.map(items(9)))
+    before = shm_files()  # left by an earlier process that had one of our workers' pids: not theirs
+    results = pool.map(items(9))
+    run = pool._run  # noqa: SLF001
+    out = list(results)
     assert [d.item.index for d in out] == list(range(9))
     for d in out:
         if d.item.index == 2:
@@ -56,11 +69,34 @@ def test_results_in_order_and_a_crashing_sample_retried_once_then_failed(tmp_pat
     assert len(stage.tries(0)) == 1
     assert pool.stats.worker_crashes == 3 and pool.stats.retried == 2
     assert pool.stats.worker_restarts >= 2
+    # the workers left at the end were stopped, not killed (the replacements too: the kernel kills them when the
+    # thread that forked them ends): a killed worker never lets go of the last result it sent
+    assert [w.proc.exitcode for w in run.workers] == [0, 0]
     del out, d
     pids = {p.suffix[1:] for p in tmp_path.iterdir()}
-    shm = Path("/dev/shm")
-    if shm.is_dir():  # the workers' shared memory is freed with the results, also that of the killed ones
-        assert not [f for f in shm.iterdir() if f.name.split("_")[1:2] and f.name.split("_")[1] in pids]
+    # the workers' shared memory is freed with the results, also that of the killed ones
+    assert not made_by(shm_files() - before, pids)
+
+
+def test_results_still_on_their_way_when_closed_leave_no_shared_memory(tmp_path):
+    """Closed while a worker decodes: what it sends afterwards is read and dropped, not left in the pipe holding
+    its segment until the process exits."""
+    def decode(item: WorkItem) -> Decoded:
+        (tmp_path / f"{item.index}.{os.getpid()}").touch()
+        time.sleep(0.5)
+        return Decoded(item, torch.full((3, 64, 64), item.index, dtype=torch.uint8))
+
+    before = shm_files()
+    results = DecodePool(decode, 2).map(items(8))
+    first = next(results)
+    deadline = time.monotonic() + 30
+    while len(list(tmp_path.iterdir())) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(list(tmp_path.iterdir())) >= 3  # a sample after the first two is being decoded now
+    results.close()
+    assert first.item.index == 0
+    del first
+    assert not made_by(shm_files() - before, {p.suffix[1:] for p in tmp_path.iterdir()})
 
 
 def test_a_hung_worker_is_killed_after_the_timeout(tmp_path):

@@ -19,6 +19,13 @@ the workers only), so a result already sent stays readable when its worker is ki
 the supervisor thread copies those to page-locked memory (``pin_memory``, for the GPU) or maps their pages in
 (CPU), off the encode loop. Workers are forked, as the DataLoader's were (``START_METHOD``).
 
+A shared tensor's memory goes when its last holder lets go of it; a process killed while holding one never
+does, and the segment stays in ``/dev/shm`` until the main process exits. So workers are stopped, not killed,
+when a run ends: the supervisor thread, which forked the replacements (and the kernel kills those when that
+thread ends: ``_die_with_parent``), asks every worker to exit and waits before it ends itself; and the results
+still on their way when a run is closed early are read and dropped (the sender took a reference for the
+reader). Only a worker that will not stop (a hang, past ``STOP_GRACE``) is killed.
+
 pebble's ``ProcessPool`` has the same death/timeout model (a timed-out task kills its worker,
 ``ProcessExpired`` for a dead one) but would add a runtime dependency and still need the ordering, the
 prefetch window, the retry in a fresh worker and the pinning written around it; and with torch's default
@@ -55,6 +62,11 @@ log = logging.getLogger(__name__)
 START_METHOD = "fork"
 
 Decode = Callable[[object], object]
+
+#: Seconds a worker still decoding when its run stops gets to finish and hand over (then it is killed); an idle
+#: worker only has to exit, and gets ``IDLE_GRACE`` on a loaded machine before it is killed.
+STOP_GRACE = 2.0
+IDLE_GRACE = 10.0
 
 
 @dataclass
@@ -117,7 +129,8 @@ def exit_description(exitcode: int | None) -> str:
 
 
 def _die_with_parent() -> None:
-    """Linux: the kernel kills this worker when the main process dies (even by SIGKILL)."""
+    """Linux: the kernel kills this worker when the main process dies (even by SIGKILL); strictly, when the
+    thread that forked it ends, which for a replacement is the supervisor thread (it stops its workers first)."""
     try:
         import ctypes
 
@@ -325,20 +338,11 @@ class _Run:
     def stop(self) -> None:
         self.stopping.set()
         self._wake()
-        self.thread.join()
+        self.thread.join()  # it stops the workers before it ends
         self.last = None  # no result of this run is held here after it (their shared memory goes with them)
         self.done.clear()
         if self.pool._run is self:
             self.pool._run = None
-        for w in self.workers:
-            with contextlib.suppress(OSError, ValueError):
-                w.conn.send(None)
-        deadline = time.monotonic() + 2.0
-        for w in self.workers:
-            w.proc.join(max(0.0, deadline - time.monotonic()))
-            if w.proc.is_alive():
-                self._kill(w)
-            w.conn.close()
         os.close(self.wake_r)
         os.close(self.wake_w)
         if self.ring is not None:
@@ -360,6 +364,45 @@ class _Run:
         except BaseException as err:  # noqa: BLE001 - hand it to the consumer, who raises it
             log.exception("decode supervisor failed")
             self.out.put(err)
+        finally:
+            self._stop_workers()
+
+    def _stop_workers(self) -> None:
+        """Ask every worker to exit, read and drop what they still send, kill those that will not go: here, in
+        the thread whose end kills the workers it forked (a killed worker leaves the last result it sent in
+        ``/dev/shm``)."""
+        for w in self.workers:
+            with contextlib.suppress(OSError, ValueError):
+                w.conn.send(None)
+        start = time.monotonic()
+        for w in self.workers:
+            try:
+                deadline = start + (STOP_GRACE if w.task is not None else IDLE_GRACE)
+                self._drain(w, deadline)
+                w.proc.join(max(0.0, deadline - time.monotonic()))
+                if w.proc.is_alive():
+                    self._kill(w)
+                    self._drain_dead(w)
+            except Exception:  # noqa: BLE001 - stop the others all the same
+                log.exception("could not stop decode worker (pid %s)", w.proc.pid)
+                with contextlib.suppress(Exception):
+                    self._kill(w)
+            finally:
+                w.conn.close()
+
+    @staticmethod
+    def _drain(w: _Worker, deadline: float) -> None:
+        """Receive and drop what ``w`` sends until it closes its end or ``deadline``: a result left unread keeps
+        its shared memory (its sender took a reference for the reader) until this process exits."""
+        with contextlib.suppress(Exception):  # EOF: the worker has gone (killed mid-message too)
+            while w.conn.poll(max(0.0, deadline - time.monotonic())):
+                w.conn.recv()
+
+    def _drain_dead(self, w: _Worker) -> None:
+        """After a kill: a result the worker finished sending just before (never from one that would not die,
+        which could block the read on half a message)."""
+        if not w.proc.is_alive():
+            self._drain(w, time.monotonic())
 
     def _dispatch(self) -> None:
         for w in list(self.workers):
@@ -452,6 +495,7 @@ class _Run:
 
     def _remove(self, w: _Worker) -> None:
         self.workers.remove(w)
+        self._drain_dead(w)
         w.conn.close()
 
     def _replace(self, first: int | None = None) -> None:
