@@ -89,6 +89,15 @@ class ModelSettings:
     strict_fp32: bool = False  # TF32 off for the VAE on a GPU (PyTorch's default, TF32 convolutions, is the original's)
     cudnn_benchmark: bool = True  # cuDNN times its algorithms per shape and keeps the fastest (GPU)
 
+    def checkpoint_sources(self) -> tuple[str, str]:
+        """(VAE source, umT5 source): the single-part paths, else ``--ckpt-dir``."""
+        from revise_prep.errors import InputError
+
+        vae, t5 = self.vae_path or self.ckpt_dir, self.t5_path or self.ckpt_dir
+        if vae is None or t5 is None:
+            raise InputError("no checkpoint given: pass --ckpt-dir (or --vae-path and --t5-path)")
+        return vae, t5
+
 
 @dataclass(frozen=True)
 class EngineSettings:

@@ -11,10 +11,12 @@ tensor of a large file may. A hub id that is not on disk is named by its id.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import struct
 from pathlib import Path
 
-__all__ = ["WINDOW", "WINDOWS", "file_digest", "files_identity", "folder_files", "hub_identity"]
+__all__ = ["WINDOW", "WINDOWS", "checkpoint_files", "file_digest", "files_identity", "folder_files", "hub_identity", "weight_elements"]
 
 WINDOW = 64 * 1024  # bytes per hashed window
 WINDOWS = 64  # windows per file: first and last included, evenly spaced between
@@ -50,6 +52,46 @@ def files_identity(kind: str, files: dict[str, Path]) -> str:
     return f"{kind}:{h.hexdigest()}"
 
 
+def checkpoint_files(ckpt, prefix: str = "") -> dict[str, Path] | None:
+    """The weight files of a located checkpoint (``layouts.VaeCheckpoint`` / ``T5Checkpoint``) by name: the file of
+    an "original" one, the files of a "diffusers" folder (``prefix`` + name); None for a hub id not on disk."""
+    if ckpt.kind == "hub":
+        return None
+    if ckpt.kind == "original":
+        return {Path(ckpt.location).name: Path(ckpt.location)}
+    return folder_files(Path(ckpt.location) / (ckpt.subfolder or ""), prefix)
+
+
 def hub_identity(repo_id: str) -> str:
     """A hub id not on disk: named by its id (planning reads no network; the loader fetches the files later)."""
     return f"hub:{repo_id}"
+
+
+def weight_elements(files: dict[str, Path]) -> int | None:
+    """How many tensor elements the weight files among ``files`` hold, read from their headers (safetensors) or
+    their pickled index (torch zip files, memory-mapped: no tensor is read); None when a file cannot tell."""
+    total = 0
+    for path in files.values():
+        suffix = path.suffix.lower()
+        try:
+            if suffix == ".safetensors":
+                with open(path, "rb") as f:
+                    (n,) = struct.unpack("<Q", f.read(8))
+                    header = json.loads(f.read(n))
+                total += sum(_numel(v["shape"]) for k, v in header.items() if k != "__metadata__")
+            elif suffix in (".pth", ".pt", ".ckpt", ".bin"):
+                import torch
+
+                state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+                state = state.get("state_dict", state) if isinstance(state, dict) else state
+                total += sum(t.numel() for t in state.values() if isinstance(t, torch.Tensor))
+        except Exception:  # noqa: BLE001 - legacy or odd formats: the estimate falls back to the defaults
+            return None
+    return total
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["UMT5_XXL_PARAMS", "VILA_8B_PARAMS", "WAN21_VAE_PARAMS", "MemoryEstimate", "vae_activation_gib",
-           "weights_gib", "step_memory", "ways_to_fit"]
+           "weights_gib", "step_memory", "ways_to_fit", "fit_advice"]
 
 GIB = 2**30
 UMT5_XXL_PARAMS = 5_680_000_000  # umT5-xxl encoder: 24 layers, d_model 4096, d_ff 10240, 256384-token table
@@ -97,6 +97,20 @@ def ways_to_fit(step: str, card_gib: float, **sizes) -> list[tuple[str, float]]:
         if estimate.fits(card_gib):
             out.append((flags, estimate.total))
     return out
+
+
+def fit_advice(step: str, card_gib: float, card: str, **sizes) -> str | None:
+    """One line for pre-flight when ``step`` is estimated not to fit ``card_gib`` (None when it fits): the
+    estimate by part and the options that fit, closest to the original first."""
+    estimate = step_memory(step, **sizes)
+    if estimate.fits(card_gib):
+        return None
+    parts = ", ".join(f"{name} {gib:.1f}" for name, gib in estimate.parts.items())
+    ways = ways_to_fit(step, card_gib, **sizes)
+    fix = ("; it fits with " + " or ".join(f"{flags} (~{total:.0f} GiB)" for flags, total in ways) if ways
+           else "; no option of this tool brings it within the card (a larger GPU, or smaller --target-size)")
+    return (f"`{step}` needs about {estimate.total:.0f} GiB of GPU memory ({parts} GiB, an estimate) and {card} "
+            f"has {card_gib:.0f} GiB{fix}")
 
 
 def _ar_sizes(sizes: dict) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .base import ModuleAdapter, load_state_dict_file, resolve_dtype, source_id
-from .identity import files_identity, folder_files, hub_identity
+from .identity import checkpoint_files, files_identity, folder_files, hub_identity
 from .layouts import (
     T5_ORIGINAL_FILE,
     T5_ORIGINAL_TOKENIZER,
@@ -34,6 +34,7 @@ __all__ = [
     "transformers_t5_to_original",
     "umt5_identifier",
     "umt5_identity",
+    "umt5_weight_files",
 ]
 
 log = logging.getLogger(__name__)
@@ -175,15 +176,17 @@ def umt5_identifier(source: str | Path) -> str:
     return f"umt5:{source_id(source)}"
 
 
+def umt5_weight_files(source: str | Path, tokenizer: str | Path | None = None) -> dict[str, Path] | None:
+    """The umT5 encoder's files by name (not the tokenizer's), found without loading it; None for a hub id."""
+    return checkpoint_files(find_t5(source, tokenizer), "encoder/")
+
+
 def umt5_identity(source: str | Path, tokenizer: str | Path | None = None) -> str:
     """The umT5 checkpoint's identity (``models/identity.py``) without loading it: layout, weights and tokenizer."""
     ckpt = find_t5(source, tokenizer)
-    if ckpt.kind == "hub":
+    files = checkpoint_files(ckpt, "encoder/")
+    if files is None:
         return hub_identity(ckpt.location) + (f"+{ckpt.tokenizer}" if ckpt.tokenizer else "")
-    if ckpt.kind == "original":
-        files = {Path(ckpt.location).name: Path(ckpt.location)}
-    else:
-        files = folder_files(Path(ckpt.location) / (ckpt.subfolder or ""), "encoder/")
     tok = Path(ckpt.tokenizer or "") / (ckpt.tokenizer_subfolder or "")
     if ckpt.tokenizer is not None and tok.is_dir():
         files.update(folder_files(tok, "tokenizer/"))

@@ -17,11 +17,12 @@ import torch
 from revise_prep.video.transform import normalise_pixels
 
 from .base import ModuleAdapter, load_state_dict_file, resolve_dtype, source_id
-from .identity import files_identity, folder_files, hub_identity
+from .identity import checkpoint_files, files_identity, hub_identity
 from .layouts import VAE_ORIGINAL_FILE, VAE_SUBFOLDER, VaeCheckpoint, find_vae, hub_download
 from .wan_vae_variants import backend_flags, compile_encoder, conv3d_fallback, cudnn_version, fold_padding, to_channels_last
 
-__all__ = ["WanVAE", "vae_config_from_original", "vae_identifier", "vae_identity", "variant_signature",
+__all__ = ["WanVAE", "vae_config_from_original", "vae_files", "vae_identifier", "vae_identity",
+           "variant_signature",
            "WAN21_LATENTS_MEAN", "WAN21_LATENTS_STD"]
 
 log = logging.getLogger(__name__)
@@ -149,14 +150,16 @@ def vae_identifier(source: str | Path) -> str:
     return f"wan2.1-vae:{source_id(source)}"
 
 
+def vae_files(source: str | Path) -> dict[str, Path] | None:
+    """The VAE checkpoint's files by name, found without loading it; None for a hub id not on disk."""
+    return checkpoint_files(find_vae(source))
+
+
 def vae_identity(source: str | Path) -> str:
     """The VAE checkpoint's identity (``models/identity.py``) without loading it: its layout and weight files."""
     ckpt = find_vae(source)
-    if ckpt.kind == "hub":
-        return hub_identity(ckpt.location)
-    if ckpt.kind == "original":
-        return files_identity("original", {Path(ckpt.location).name: Path(ckpt.location)})
-    return files_identity("diffusers", folder_files(Path(ckpt.location) / (ckpt.subfolder or "")))
+    files = checkpoint_files(ckpt)
+    return hub_identity(ckpt.location) if files is None else files_identity(ckpt.kind, files)
 
 
 def variant_signature(channels_last: bool, compiled: bool, strict_fp32: bool) -> dict[str, bool]:

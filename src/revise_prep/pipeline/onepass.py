@@ -194,7 +194,7 @@ def run_onepass(run: RunSettings, frames: FrameSettings, models: ModelSettings, 
     engine = get_engine(run.engine, rank)
     layout = OutputLayout.for_output(out, LIST_NAME, records_only=False).prepare()
     preflight_onepass(run.input, samples, problems, frames, layout, engine.rank, None if loaded else models,
-                      None if loaded else ar.model_path, run.video_root, ar.device,
+                      None if loaded else ar.model_path, run.video_root, ar.device, ar_dtype=ar.dtype,
                       local=run.engine.name == "local")
     plan = plan_buckets(run, frames, layout.meta)  # --merge-small-buckets: every sample's bucket, up front
     inter_layout = OutputLayout.for_output(out / INTERMEDIATE_DIR, STEP1_LIST_NAME, records_only=True)

@@ -128,9 +128,7 @@ def _part_line(flag: str, source: str, message: str, part: str) -> str:
 
 def check_step1_models(models: ModelSettings) -> None:
     """The VAE, the umT5 weights and its tokenizer, each in a known layout (local or on the hub)."""
-    vae_source, t5_source = models.vae_path or models.ckpt_dir, models.t5_path or models.ckpt_dir
-    if vae_source is None or t5_source is None:
-        raise InputError("no checkpoint given: pass --ckpt-dir (or --vae-path and --t5-path)")
+    vae_source, t5_source = models.checkpoint_sources()
     vae_flag = "--vae-path" if models.vae_path else "--ckpt-dir"
     t5_flag = "--t5-path" if models.t5_path else "--ckpt-dir"
     if _exists_or_on_hub(vae_source, vae_flag, "vae") is None:
@@ -170,16 +168,71 @@ def check_vila(model_path: str, flag: str = "--model-path") -> None:
 
 
 def check_resources(rank: RankInfo, devices: dict[str, str | None], **job: Any) -> None:
-    """This machine against the job: each ``devices`` flag names a device that exists here. (The place for more:
-    whether the models fit this GPU's memory, free disk for the records.)"""
+    """This machine against the job: each ``devices`` flag names a device that exists here, and the models fit
+    the GPU they go to (:func:`check_memory`). (The place for more: free disk for the records.)"""
     from revise_prep.pipeline.dist import resolve_device
 
+    resolved = {}
     for flag, name in devices.items():
         if name is not None:
             try:
-                resolve_device(name, rank)
+                resolved[flag] = resolve_device(name, rank)
             except InputError as err:
                 raise InputError(str(err).replace("--device", flag, 1)) from None
+    check_memory(resolved, **job)
+
+
+def check_memory(resolved: dict[str, str], *, step: str, models: ModelSettings | None = None,
+                 frames: FrameSettings | None = None, model_path: str | None = None,
+                 vila_dtype: str = "float16") -> None:
+    """One warning when the models of ``step`` are estimated not to fit the GPU of ``--device``
+    (``models/memory.py``), naming the options that do: a warning, since it is an estimate from the checkpoints'
+    parameter counts (read from their headers) and the VAE activations measured on an H200."""
+    device = resolved.get("--device")
+    if device is None or not device.startswith("cuda"):
+        return
+    import torch
+
+    from revise_prep.models.memory import fit_advice
+
+    sizes: dict[str, Any] = {"vila_dtype": vila_dtype}
+    if step in ("vae", "run") and models is not None:
+        if frames is not None:
+            sizes["height"], sizes["width"] = max(frames.buckets or [(frames.height, frames.width)],
+                                                  key=lambda hw: hw[0] * hw[1])
+        sizes.update(vae_dtype=models.vae_dtype, vae_tiling=models.vae_tiling, t5_dtype=models.t5_dtype,
+                     t5_on_gpu=resolved.get("--t5-device", device) == device)
+        sizes.update(_parameter_counts(models))
+    if step in ("ar", "run") and model_path is not None:
+        sizes.update(_parameter_counts(None, model_path))
+    props = torch.cuda.get_device_properties(torch.device(device))
+    advice = fit_advice(step, props.total_memory / 2**30, f"{device} ({props.name})", **sizes)
+    if advice:
+        log.warning("%s", advice)
+
+
+def _parameter_counts(models: ModelSettings | None, model_path: str | None = None) -> dict[str, int]:
+    """The parameter counts of the local checkpoints (``*_params`` keywords of ``step_memory``); a part on the hub
+    or in a format whose header does not tell keeps the full-size default."""
+    from revise_prep.models.identity import weight_elements
+
+    found: dict[str, dict[str, Path] | None] = {}
+    try:
+        if models is not None:
+            from revise_prep.models.umt5 import umt5_weight_files
+            from revise_prep.models.wan_vae import vae_files
+
+            vae_source, t5_source = models.checkpoint_sources()
+            found["vae_params"] = vae_files(vae_source)
+            found["t5_params"] = umt5_weight_files(t5_source, models.tokenizer_path)
+        if model_path is not None and Path(model_path).expanduser().is_dir():
+            from revise_prep.models.vila.config import read_checkpoint, vila_files
+
+            found["vila_params"] = vila_files(read_checkpoint(model_path))
+    except (OSError, ValueError, InputError):
+        pass
+    counts = {key: weight_elements(files) for key, files in found.items() if files is not None}
+    return {key: n for key, n in counts.items() if n}
 
 
 # --- videos -------------------------------------------------------------------------------------------------
@@ -301,7 +354,8 @@ def _step1_devices(models: ModelSettings | None) -> dict[str, str | None]:
 
 def preflight_onepass(input_path: str, samples: list[Sample], problems: list, frames: FrameSettings,
                       layout: OutputLayout, rank: RankInfo, models: ModelSettings | None, model_path: str | None,
-                      video_root: str, ar_device: str | None = None, *, local: bool = True) -> None:
+                      video_root: str, ar_device: str | None = None, *, ar_dtype: str = "float16",
+                      local: bool = True) -> None:
     """``run``: step 1's checks and the VILA checkpoint's (``local`` as for :func:`preflight_step1`)."""
     check_input(input_path, samples, problems)
     check_frames(frames)
@@ -311,19 +365,20 @@ def preflight_onepass(input_path: str, samples: list[Sample], problems: list, fr
     if model_path is not None:
         check_vila(model_path)
     check_resources(rank, {**_step1_devices(models), "--ar-device": ar_device} if local else {}, step="run",
-                    models=models, frames=frames)
+                    models=models, frames=frames, model_path=model_path, vila_dtype=ar_dtype)
     check_videos(samples, video_root, layout.records)
 
 
 def preflight_step2(data_file: str, records: list[Path], layout: OutputLayout, rank: RankInfo,
-                    model_path: str | None, video_root: str, task: str, device: str | None = None) -> None:
+                    model_path: str | None, video_root: str, task: str, device: str | None = None,
+                    dtype: str = "float16") -> None:
     """``ar`` (either engine); ``model_path`` None when the model is handed in already loaded."""
     if not records:
         raise NothingToDoError(f"--data-file {data_file}: no step-1 records in it; nothing to do")
     check_output(layout, rank)
     if model_path is not None:
         check_vila(model_path)
-    check_resources(rank, {"--device": device}, step="ar")
+    check_resources(rank, {"--device": device}, step="ar", model_path=model_path, vila_dtype=dtype)
     check_record_videos(records, video_root, task, layout.records)
 
 
@@ -339,5 +394,5 @@ def preflight_validate(input_path: str, samples: list[Sample], problems: list, f
 
 
 __all__ = ["check_input", "check_frames", "check_output", "check_step1_models", "check_vila", "check_videos",
-           "check_record_videos", "check_resources", "preflight_step1", "preflight_onepass", "preflight_step2",
-           "preflight_validate"]
+           "check_record_videos", "check_resources", "check_memory", "preflight_step1", "preflight_onepass",
+           "preflight_step2", "preflight_validate"]

@@ -288,7 +288,7 @@ def step1_signature(frames: FrameSettings, models: ModelSettings, min_prompt_len
     from revise_prep.models.umt5 import umt5_identifier, umt5_identity
     from revise_prep.models.wan_vae import vae_identifier, vae_identity, variant_signature
 
-    vae_source, t5_source = checkpoint_sources(models)
+    vae_source, t5_source = models.checkpoint_sources()
     with loading("the VAE", vae_source):
         vae_weights = vae_identity(vae_source)
     with loading("umT5", t5_source):
@@ -300,14 +300,6 @@ def step1_signature(frames: FrameSettings, models: ModelSettings, min_prompt_len
             "vae_batch": bool(models.vae_batch),
             **variant_signature(models.vae_channels_last, models.vae_compile, models.strict_fp32),
             "vae_weights": vae_weights, "t5_weights": t5_weights}
-
-
-def checkpoint_sources(models: ModelSettings) -> tuple[str, str]:
-    """(VAE source, umT5 source): the single-part paths, else ``--ckpt-dir``."""
-    vae_source, t5_source = models.vae_path or models.ckpt_dir, models.t5_path or models.ckpt_dir
-    if vae_source is None or t5_source is None:
-        raise InputError("no checkpoint given: pass --ckpt-dir (or --vae-path and --t5-path)")
-    return vae_source, t5_source
 
 
 def record_settings(signature: dict[str, Any], item: WorkItem) -> dict[str, Any]:
@@ -349,7 +341,7 @@ def load_step1_models(models: ModelSettings, rank: RankInfo):
 
     device = resolve_device(models.device, rank)
     t5_device = resolve_device(models.t5_device, rank) if models.t5_device else device
-    vae_source, t5_source = checkpoint_sources(models)
+    vae_source, t5_source = models.checkpoint_sources()
     log.info("loading VAE from %s (%s, %s)", vae_source, models.vae_dtype, device)
     with loading("the VAE", vae_source):
         vae = WanVAE.load(vae_source, device=device, **vae_options(models))

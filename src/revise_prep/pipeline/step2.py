@@ -276,7 +276,8 @@ def run_step2(settings: ArSettings, *, rank: RankInfo | None = None, model=None,
     layout = stage_layout(Step2Stage, out).prepare()
     preflight_step2(settings.data_file, records, layout, engine.rank,
                     None if model is not None else settings.model_path, settings.video_root, settings.task,
-                    None if model is not None or settings.engine.name != "local" else settings.device)
+                    None if model is not None or settings.engine.name != "local" else settings.device,
+                    settings.dtype)
     items = plan_items(records, out, suffix(settings.record_format))
     if engine.rank.is_main:
         write_json(layout.config, {"step": "ar", "settings": asdict(settings),

@@ -106,16 +106,22 @@ def vila_identifier(source: str | Path, projector_type: str, dtype: str) -> str:
     return f"vila_ar:{source_id(source)}:{projector_type}:{dtype}"
 
 
-def vila_identity(ckpt: VilaCheckpoint) -> str:
-    """The checkpoint's identity (``models/identity.py``) without loading it: root config, LLM (with its
-    tokenizer), vision tower and projector files."""
-    from revise_prep.models.identity import files_identity, folder_files
+def vila_files(ckpt: VilaCheckpoint) -> dict[str, Path]:
+    """The checkpoint's files by name: root config, LLM (with its tokenizer), vision tower and projector."""
+    from revise_prep.models.identity import folder_files
 
     files = {"config.json": ckpt.root / "config.json"}
     for name, folder in (("llm", ckpt.llm_dir), ("vision_tower", ckpt.vision_tower_dir),
                          ("mm_projector", ckpt.mm_projector_dir)):
         files.update(folder_files(folder, f"{name}/"))
-    return files_identity("vila", files)
+    return files
+
+
+def vila_identity(ckpt: VilaCheckpoint) -> str:
+    """The checkpoint's identity (``models/identity.py``) without loading it: :func:`vila_files`' names and digests."""
+    from revise_prep.models.identity import files_identity
+
+    return files_identity("vila", vila_files(ckpt))
 
 
 def resolve_checkpoint_path(path_or_id: str | Path) -> Path:
