@@ -13,6 +13,8 @@ import time
 from datetime import datetime
 from typing import Any
 
+from revise_prep.pipeline.progress import duration_text
+
 
 def register(sub) -> None:
     p = sub.add_parser("status", help="where a run stands: counts by reason, samples/s, ETA, live ranks, reports",
@@ -23,15 +25,6 @@ def register(sub) -> None:
     p.add_argument("--watch", nargs="?", type=float, const=10.0, default=None, metavar="SECONDS",
                    help="refresh every SECONDS (default 10) until Ctrl-C")
     p.set_defaults(func=run)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds >= 86400:
-        return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def _clock(t: float | None) -> str:
@@ -57,7 +50,7 @@ def format_status(s: dict[str, Any]) -> str:
     total = f" of {s['samples']}" if s["samples"] is not None else ""
     lines.append(f"samples{total}: " + ", ".join(parts) + (f", to do {s['to_do']}" if s["state"] != "finished" else ""))
     if s["samples_per_second"]:
-        eta = f", ETA {_duration(s['eta_seconds'])}" if s["eta_seconds"] is not None else ""
+        eta = f", ETA {duration_text(s['eta_seconds'])}" if s["eta_seconds"] is not None else ""
         lines.append(f"rate: {s['samples_per_second']:.3g} samples/s{eta}")
     for r in ranks:
         who = f"rank {r['rank']}" if s["world_size"] > 1 else "run"

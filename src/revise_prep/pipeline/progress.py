@@ -18,7 +18,8 @@ DEFAULT_INTERVAL = 30.0  # seconds between progress lines off a terminal
 NOTICES_SHOWN = 5  # per kind
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """``12m05s``, ``3h07m``, ``2d04h``: a duration as progress lines and ``status`` show it."""
     seconds = int(seconds)
     if seconds >= 86400:
         return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
@@ -33,9 +34,9 @@ def progress_line(desc: str, done: int, total: int, elapsed: float, *, final: bo
     rate = done / elapsed if elapsed > 0 else 0.0
     share = f" ({100 * done / total:.1f}%)" if total else ""
     if final:
-        return f"{desc}: {done}/{total} samples{share}, {_duration(elapsed)} elapsed"
-    eta = _duration((total - done) / rate) if rate > 0 and total >= done else "?"
-    return f"{desc}: {done}/{total} samples{share}, {rate:.3g} samples/s, {_duration(elapsed)} elapsed, ETA {eta}"
+        return f"{desc}: {done}/{total} samples{share}, {duration_text(elapsed)} elapsed"
+    eta = duration_text((total - done) / rate) if rate > 0 and total >= done else "?"
+    return f"{desc}: {done}/{total} samples{share}, {rate:.3g} samples/s, {duration_text(elapsed)} elapsed, ETA {eta}"
 
 
 class Progress:
