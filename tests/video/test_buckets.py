@@ -153,6 +153,8 @@ def test_merge_small_buckets_invariants(samples, minimum, rng):
             assert own[s[1]] < minimum <= own[b]
         elif own[b] < minimum:  # left in a small bucket: no bucket with enough samples serves it
             assert not any(n >= minimum and c[0] <= s[1][0] for c, n in own.items())
+    # a bucket big enough on its own only gains samples
+    assert all(final[b] >= n for b, n in own.items() if n >= minimum)
     order = list(range(len(samples)))
     rng.shuffle(order)
     again = merge_small_buckets([samples[i] for i in order], sizes, minimum)
