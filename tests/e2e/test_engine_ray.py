@@ -409,3 +409,33 @@ def test_ray_keeps_a_local_quarantine_and_loads_no_model_to_plan(outputs, tmp_pa
     assert failures[1]["reason"] == "crashed_repeatedly" and "--retry-crashed" in failures[1]["message"]
     assert summary["by_status"] == {"resumed": 3, "failed": 1}
     assert not (out / f"{name}.pkl").exists()
+
+
+def test_ray_data_keeps_its_info_lines_and_our_progress_notice_off_the_console():
+    """A batch job's log gets Ray Data's warnings, not its per-dataset INFO lines (plan, start, finish: they stay in
+    Ray's session log) nor its notice that the progress bars this engine turns off are off."""
+    import io
+    import logging
+
+    from revise_prep.pipeline.engines.ray import not_progress_notice, quiet_ray_data, ray_console_handlers
+
+    [console] = ray_console_handlers()
+    executor = logging.getLogger("ray.data._internal.execution.streaming_executor")
+    level, old = console.level, console.setStream(io.StringIO())
+    console.setLevel(logging.INFO)  # as Ray ships it (an earlier run in this process has quieted it)
+    console.removeFilter(not_progress_notice)
+    try:
+        executor.info("Starting execution of Dataset one")
+        assert "Dataset one" in console.stream.getvalue()
+        quiet_ray_data()
+        quiet_ray_data()  # idempotent
+        executor.info("Starting execution of Dataset two")
+        logging.getLogger("ray.data._internal.progress").warning("Progress bars disabled. To enable, set ...")
+        executor.warning("a real problem")
+        err = console.stream.getvalue()
+        assert console.filters.count(not_progress_notice) == 1
+    finally:
+        console.setStream(old)
+        console.setLevel(level)
+    assert "Dataset two" not in err and "Progress bars" not in err
+    assert err.count("a real problem") == 1

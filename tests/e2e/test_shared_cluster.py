@@ -160,3 +160,27 @@ def test_an_earlier_layout_is_migrated_and_resumed(job, wan_release):
     assert "moved" in proc.stderr and "resumed 6" in proc.stderr
     assert all(name.endswith(".pkl") for name in os.listdir(old / "out"))
     assert len((sidecar_of(old / "out") / "vae_features.txt").read_text().splitlines()) == 6
+
+
+def test_a_resumed_sample_keeps_its_notes(job, wan_release, tmp_path):
+    """Resumed, a sample keeps in notes.jsonl and the summary what its encode noted (every prompt here is cut by
+    --text-len 16), as well as its names: from the done-index, and from the records when the index is gone."""
+    root, _ = job
+    copy = tmp_path / "root"
+    shutil.copytree(root, copy)  # copy2 keeps sizes and mtimes: the done-index trusts the copied records
+    sidecar = sidecar_of(copy / "job" / "out")
+
+    def notes() -> dict[int, dict]:
+        return {n["index"]: n["extra"] for n in map(json.loads, (sidecar / "notes.jsonl").read_text().splitlines())}
+
+    made = notes()
+    assert sum("prompt_truncated_from" in extra for extra in made.values()) == 6
+    for drop_index in (False, True):
+        if drop_index:
+            shutil.rmtree(sidecar / ".done")  # every record is read again
+        log = _vae(copy / "job", wan_release).stderr
+        assert f"notes.jsonl (6 records with a note: renamed, name changed, prompt cut or bucket chosen; one line " \
+            f"each): {sidecar / 'notes.jsonl'}" in log, log
+        summary = json.loads((sidecar / "summary.json").read_text())
+        assert summary["by_status"] == {"failed": 1, "resumed": 6}
+        assert notes() == made and summary["truncated_prompts"] == 6

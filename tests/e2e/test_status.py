@@ -113,6 +113,8 @@ def test_live_run_then_killed_then_resumed(pairs, wan_release, tmp_path):
     again = cli(*_args(pairs, wan_release, out)).stderr  # a finished job re-run: its rule skip is counted
     assert "short_prompt:" not in again and "1 sample(s) skipped again for the reason an earlier run recorded " \
         "(short_prompt 1" in again, again
+    assert f"resumed {N - 1}, skipped 1 (short_prompt 1); 1 processed in " in again  # and no rate: nothing written
+    assert "samples/s" not in again, again
 
 
 def test_two_ranks_one_finished(pairs, wan_release, tmp_path):

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from revise_prep.records.layout import FAILURES_FILE, SUMMARY_FILE
+from revise_prep.records.layout import FAILURES_FILE, NOTES_FILE, SUMMARY_FILE
 
 log = logging.getLogger("revise_prep")
 
@@ -32,9 +32,18 @@ def outcome_counts(summary: dict[str, Any]) -> str:
             parts.append(f"{status} {n}" + (f" ({why})" if why else ""))
     text = ", ".join(parts)
     if summary.get("samples_per_second") is not None:
-        text += (f"; {summary.get('processed', by_status.get('done', 0))} processed in {summary['seconds']:.1f} s, "
-                 f"{summary['samples_per_second']:.3g} samples/s")
+        text += f"; {summary.get('processed', by_status.get('done', 0))} processed in {summary['seconds']:.1f} s"
+        if by_status.get("done"):  # a run that only resumed and re-skipped has no rate worth a figure
+            text += f", {summary['samples_per_second']:.3g} samples/s"
     return text
+
+
+def _line_count(path: Path) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return sum(1 for _ in fh)
+    except OSError:
+        return 0
 
 
 def run_status(summary: dict[str, Any] | None) -> int:
@@ -57,6 +66,10 @@ def run_status(summary: dict[str, Any] | None) -> int:
     if lost:
         log.info("failures.jsonl (%d sample%s skipped or failed, one line each): %s", lost, "" if lost == 1 else "s",
                  failures)
+    noted = _line_count(failures.parent / NOTES_FILE)
+    if noted:
+        log.info("notes.jsonl (%d record%s with a note: renamed, name changed, prompt cut or bucket chosen; one "
+                 "line each): %s", noted, "" if noted == 1 else "s", failures.parent / NOTES_FILE)
     log.info("summary.json: %s", failures.parent / SUMMARY_FILE)
     if produced == 0:
         why = "the input has no samples" if not summary.get("samples") else f"see {failures}"

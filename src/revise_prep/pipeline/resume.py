@@ -76,6 +76,7 @@ class DoneIndex:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.entries: dict[str, tuple[int, int, str]] = {}
         self.shapes: dict[str, str] = {}  # the record's bucket shape (records/shapes.py), when it has one
+        self.notes: dict[str, dict[str, Any]] = {}  # what its encode noted (records/reports.py: ENCODE_NOTES)
         for path in sorted(self.dir.glob("*.jsonl")):
             for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
@@ -83,6 +84,8 @@ class DoneIndex:
                     self.entries[e["name"]] = (int(e["size"]), int(e["mtime_ns"]), str(e["sig"]))
                     if e.get("shape"):
                         self.shapes[e["name"]] = str(e["shape"])
+                    if isinstance(e.get("notes"), dict):
+                        self.notes[e["name"]] = e["notes"]
                 except (ValueError, KeyError, TypeError):
                     continue
         self._file = open(self.dir / f"w{world}-r{rank}.jsonl", "a", encoding="utf-8")  # noqa: SIM115
@@ -98,18 +101,23 @@ class DoneIndex:
             return False
         return entry == (st.st_size, st.st_mtime_ns, sig)
 
-    def add(self, path: Path, sig: str, shape: str | None = None) -> None:
+    def add(self, path: Path, sig: str, shape: str | None = None, notes: dict[str, Any] | None = None) -> None:
         st = path.stat()
-        entry = {"name": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sig": sig}
-        line = json.dumps({**entry, "shape": shape} if shape else entry)
+        entry: dict[str, Any] = {"name": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sig": sig}
+        if shape:
+            entry["shape"] = shape
+        if notes:
+            entry["notes"] = notes
+        line = json.dumps(entry, ensure_ascii=False)
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()
             self.entries[path.name] = (st.st_size, st.st_mtime_ns, sig)
-            if shape:
-                self.shapes[path.name] = shape
-            else:
-                self.shapes.pop(path.name, None)
+            for known, value in ((self.shapes, shape), (self.notes, notes)):
+                if value:
+                    known[path.name] = value
+                else:
+                    known.pop(path.name, None)
 
     def close(self) -> None:
         self._file.close()

@@ -82,8 +82,21 @@ def write_failures(path: str | Path, outcomes: list[Outcome]) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
+#: Notes a sample gets while it is encoded (the others come from planning, which a resumed sample goes through
+#: too): kept in the record's meta and in the done-index, so a resumed sample's report still carries them.
+ENCODE_NOTES = ("prompt_truncated_from",)
+
+
+def encode_notes(notes: Any) -> dict[str, Any]:
+    """The :data:`ENCODE_NOTES` of a record's ``meta`` (or a work item's notes); {} for anything else."""
+    if not isinstance(notes, dict):
+        return {}
+    return {k: notes[k] for k in ENCODE_NOTES if k in notes}
+
+
 def write_notes(path: str | Path, outcomes: list[Outcome]) -> None:
-    """Every written sample with a note (renamed, name shortened or cleaned, prompt cut): the log shows a few."""
+    """Every written sample with a note (renamed, name shortened or cleaned, prompt cut, bucket chosen): the log
+    shows a few."""
     lines = [json.dumps(o.to_json(), ensure_ascii=False) for o in outcomes if o.ok and o.extra]
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 

@@ -23,7 +23,7 @@ from revise_prep.pipeline.progress import Notices
 from revise_prep.pipeline.stage import Stage, StageFactory, WorkItem, describer, stage_layout
 from revise_prep.records.atomic import clean_temporaries
 from revise_prep.records.layout import FAILURES_FILE
-from revise_prep.records.reports import Outcome
+from revise_prep.records.reports import Outcome, encode_notes
 from revise_prep.records.shapes import record_shape
 from revise_prep.settings import ExecutionSettings
 
@@ -105,15 +105,18 @@ def plan_work(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo, se
         if index.trusted(item.path, sig):
             state, detail = resume.VALID, ""
             shapes[item.index] = index.shapes.get(item.path.name)
+            noted = index.notes.get(item.path.name, {})
         else:
             kept: dict[str, Any] = {}
             state, detail = resume.check_record(item.path, stage.step, signature, keep=kept)
             shapes[item.index] = record_shape(kept.get("meta"))
+            noted = encode_notes(kept.get("meta"))
             if state == resume.VALID:
-                index.add(item.path, sig, shapes[item.index])
+                index.add(item.path, sig, shapes[item.index], noted)
         if state == resume.VALID and item.shape and shapes[item.index] != item.shape:
             state, detail = resume.MISMATCHED, f"bucket {shapes[item.index]}, planned {item.shape}"
         if state == resume.VALID or (state == resume.MISMATCHED and settings.keep_mismatched):
+            item.notes.update(noted)  # the notes its encode made (a cut prompt), as a sample done now has them
             outcomes.append(with_shape(Outcome(index=item.index, name=item.name, status="resumed",
                                                path=str(item.path), **describe(item)), shapes[item.index]))
             continue

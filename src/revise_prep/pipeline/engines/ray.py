@@ -41,7 +41,7 @@ from revise_prep.pipeline.locks import ShareLock
 from revise_prep.pipeline.progress import Notices, Progress
 from revise_prep.pipeline.stage import Decoded, Stage, StageFactory, WorkItem, describer, stage_layout
 from revise_prep.records.atomic import clean_temporaries
-from revise_prep.records.reports import Outcome
+from revise_prep.records.reports import Outcome, encode_notes
 from revise_prep.records.shapes import record_shape
 from revise_prep.settings import EngineSettings, ExecutionSettings
 
@@ -49,7 +49,10 @@ log = logging.getLogger(__name__)
 
 INSTALL_HINT = "--engine ray needs Ray Data: pip install 'revise-prep[ray]'"
 ENCODER_CPUS = 1  # CPUs an encoder actor reserves (besides its GPU share)
-DECODE_MEMORY = 512 * 1024 ** 2  # memory a decode task reserves (two 81x480x832 uint8 clips and their pickle)
+#: Memory a decode task reserves: its process measured 419 MiB (USS, Ray Data's count) with small clips (Python,
+#: torch, PyAV), two 81x480x832 uint8 clips add 194 MB and their pickle as much again; with Ray's 25 % headroom
+#: ~1 GiB (512 MiB made Ray Data warn that the tasks use more than they ask for).
+DECODE_MEMORY = 1024 ** 3
 #: Ray's retries of one decode task or one encoder call after its process died (Ray Data's default is without
 #: end). A poison sample uses MAX_DEATHS of them before it is failed as crashed_repeatedly; the rest is room
 #: for a sample that was only waiting in a process killed by another sample, or by a lost node.
@@ -81,6 +84,28 @@ def connect(settings: EngineSettings) -> bool:
     log.info("ray: %s (%s)", "joined " + address if address else "started a local cluster",
              ", ".join(f"{k}={v:g}" for k, v in sorted(ray.cluster_resources().items()) if k in ("CPU", "GPU")))
     return True
+
+
+def ray_console_handlers() -> list[logging.Handler]:
+    """The handlers Ray Data's logging config gives its logger for the console (not its session-log files)."""
+    return [h for h in logging.getLogger("ray.data").handlers
+            if isinstance(h, logging.StreamHandler) and type(h).__module__.startswith("ray.")]
+
+
+def not_progress_notice(record: logging.LogRecord) -> bool:
+    """False for Ray Data's notice that progress bars are off (this engine turns them off, and logs progress)."""
+    return "Progress bars disabled" not in record.getMessage()
+
+
+def quiet_ray_data() -> None:
+    """Ray Data's console lines about each dataset (its plan, start and finish, at INFO) go to its session log
+    only, unless ``-v``; its warnings still reach the console."""
+    if log.isEnabledFor(logging.DEBUG):
+        return
+    for handler in ray_console_handlers():
+        handler.setLevel(max(handler.level, logging.WARNING))
+        if not_progress_notice not in handler.filters:
+            handler.addFilter(not_progress_notice)
 
 
 def encoder_resources(settings: EngineSettings, cluster: dict[str, float]) -> tuple[dict[str, float], int]:
@@ -267,6 +292,7 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
         if todo:
             ctx = DataContext.get_current()
             ctx.enable_progress_bars = False
+            quiet_ray_data()
             ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
                 object_store_memory=engine.decoded_gb * 1024 ** 3)
             rows = [{"index": it.index, "item": pickle.dumps(it),
@@ -299,7 +325,7 @@ def _run(ray, factory: StageFactory, items: list[WorkItem], out: Path, engine: E
                     got[index] = _outcome(item, result, describe)
                     reliability.update(result.get("stats") or {})
                     if got[index].status == "done":
-                        plan.index.add(item.path, plan.sig, result.get("shape"))
+                        plan.index.add(item.path, plan.sig, result.get("shape"), encode_notes(result.get("notes")))
                         plan.journal.end(item.name)  # ended normally: earlier deaths are forgiven
                     else:  # (crashed_repeatedly keeps its deaths)
                         notices.sample(item.name, result["error"], "%s: %s: %s", item.name or index,

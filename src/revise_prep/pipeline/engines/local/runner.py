@@ -29,7 +29,7 @@ from revise_prep.pipeline.inflight import InflightJournal
 from revise_prep.pipeline.locks import ShareLock
 from revise_prep.pipeline.progress import Notices, Progress
 from revise_prep.pipeline.stage import Stage, StageFactory, WorkItem, describer, stage_layout
-from revise_prep.records.reports import Outcome
+from revise_prep.records.reports import Outcome, encode_notes
 from revise_prep.records.shapes import record_shape
 from revise_prep.settings import EngineSettings, ExecutionSettings
 
@@ -189,7 +189,7 @@ def _run_locked(stage: Stage, items: list[WorkItem], out: Path, rank: RankInfo,
                         where="this log only")
             return
         if error is None:
-            index.add(path, sig, shapes.get(item.index))
+            index.add(path, sig, shapes.get(item.index), encode_notes(item.notes))
         with lock:
             if error is None:
                 outcomes.append(with_shape(Outcome(index=item.index, name=item.name, status="done", path=str(path),
