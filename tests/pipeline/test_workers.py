@@ -6,6 +6,7 @@ crashing decoder, SIGSTOP as a decoder stuck inside C code), not through any hoo
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import time
@@ -28,6 +29,7 @@ class SignalStage:
         marker = self.marks / f"{item.index}.{os.getpid()}"
         marker.touch()  # which process tried which item (independent evidence of the retry)
         if item.index in self.crash or (item.index in self.once and len(self.tries(item.index)) == 1):
+            faulthandler.disable()  # pytest's, inherited by the fork: its dump of this crash would fill the log
             os.kill(os.getpid(), signal.SIGSEGV)
         if item.index in self.hang:
             os.kill(os.getpid(), signal.SIGSTOP)

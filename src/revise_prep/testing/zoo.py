@@ -9,6 +9,7 @@ nothing here is needed at run time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from collections.abc import Callable, Iterable
@@ -21,8 +22,8 @@ import numpy as np
 
 from .videos import _Painter, make_vfr_video
 
-__all__ = ["ZooVideo", "ZOO", "build_zoo", "write_frames", "write_lossless", "patch_mp4_rotation",
-           "make_cut_with_edit_list"]
+__all__ = ["ZooVideo", "ZOO", "build_zoo", "keep_scheduling", "write_frames", "write_lossless",
+           "patch_mp4_rotation", "make_cut_with_edit_list"]
 
 # How the original's decoders behave on an entry, at the locked versions: equal to PyAV bit for bit, or not.
 # (OpenCV 5.0 also gave black frames for interlaced H.264 and could not decode AV1; 5.1 gives our frames.)
@@ -48,6 +49,23 @@ class ZooVideo:
     tags: frozenset[str] = field(default_factory=frozenset)
 
 
+@contextlib.contextmanager
+def keep_scheduling():
+    """Give the calling thread back its scheduling policy: SVT-AV1's encoder, run as root, makes it SCHED_FIFO at
+    priority 99, and every thread and process it starts afterwards inherits that. A test process that had written
+    the AV1 entry then started Ray clusters and CLI runs whose spinning threads held both cores, and the suite hung."""
+    if not hasattr(os, "sched_getscheduler"):  # not Linux
+        yield
+        return
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        yield
+    finally:
+        if (os.sched_getscheduler(0), os.sched_getparam(0)) != (policy, param):
+            os.sched_setscheduler(0, policy, param)
+
+
+@keep_scheduling()
 def write_frames(path: Path, *, codec: str, width: int, height: int, frames: int, fps: Fraction | int = 20,
                  pix_fmt: str = "yuv420p", options: dict[str, str] | None = None, seed: int = 0,
                  container_options: dict[str, str] | None = None, colour: dict[str, int] | None = None,
