@@ -118,3 +118,26 @@ def test_every_worker_dying_still_ends(tmp_path):
     stage = SignalStage(tmp_path, crash={0, 1, 2, 3})
     out = list(DecodePool(stage.decode, 1).map(items(4)))
     assert [d.error.reason for d in out] == ["decoder_crashed"] * 4
+
+
+def test_inline_deadline_times_out_and_leaves_the_callers_timer_running():
+    """Inline decoding's SIGALRM deadline fails a sample that runs over, then re-arms a timer its caller had set
+    (pytest-timeout's, a user's harness) with what it had left, and puts the caller's handler back."""
+    from revise_prep.pipeline.engines.local.workers import decode_one
+
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *_: fired.append(1))
+    outer = signal.setitimer(signal.ITIMER_REAL, 30.0)
+    try:
+        slow = decode_one(lambda item: time.sleep(5), WorkItem(0, "s0", None), timeout=0.2)
+        assert slow.error is not None and slow.error.reason == "decode_timeout"
+        fast = decode_one(lambda item: Decoded(item, torch.zeros(1)), WorkItem(1, "s1", None), timeout=5)
+        assert fast.error is None
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 28.0 < left <= 30.0 and not fired  # still armed, for the rest of its 30 s
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        time.sleep(0.5)
+        assert fired == [1]  # and the caller's handler is the one that runs
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, *outer)
+        signal.signal(signal.SIGALRM, previous)
