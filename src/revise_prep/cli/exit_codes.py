@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from revise_prep.records.layout import FAILURES_FILE, NOTES_FILE, SUMMARY_FILE
+from revise_prep.records.status import count_lines
 
 log = logging.getLogger("revise_prep")
 
@@ -38,14 +39,6 @@ def outcome_counts(summary: dict[str, Any]) -> str:
     return text
 
 
-def _line_count(path: Path) -> int:
-    try:
-        with open(path, "rb") as fh:
-            return sum(1 for _ in fh)
-    except OSError:
-        return 0
-
-
 def run_status(summary: dict[str, Any] | None) -> int:
     """The exit status of ``vae``/``ar``/``run`` from the merged summary (None: this rank did not merge).
 
@@ -66,7 +59,7 @@ def run_status(summary: dict[str, Any] | None) -> int:
     if lost:
         log.info("failures.jsonl (%d sample%s skipped or failed, one line each): %s", lost, "" if lost == 1 else "s",
                  failures)
-    noted = _line_count(failures.parent / NOTES_FILE)
+    noted = count_lines(failures.parent / NOTES_FILE)
     if noted:
         log.info("notes.jsonl (%d record%s with a note: renamed, name changed, prompt cut or bucket chosen; one "
                  "line each): %s", noted, "" if noted == 1 else "s", failures.parent / NOTES_FILE)

@@ -248,7 +248,8 @@ def _rank_status(meta: Path, rank: int, world: int, now: float) -> RankStatus:
     return st
 
 
-def _count_lines(path: Path) -> int | None:
+def count_lines(path: Path) -> int | None:
+    """Non-blank lines of a list or report file (None when it cannot be read)."""
     try:
         with open(path, "rb") as fh:
             return sum(1 for line in fh if line.strip())
@@ -316,7 +317,7 @@ def folder_status(path: str | os.PathLike[str], now: float | None = None) -> dic
         "records_indexed": _records_indexed(meta),
         "ranks": [asdict(r) for r in ranks],
         "files": {k: {"path": str(p), "exists": p.exists(),
-                      **({"lines": _count_lines(p)} if p.suffix in (".txt", ".jsonl") else {})}
+                      **({"lines": count_lines(p)} if p.suffix in (".txt", ".jsonl") else {})}
                   for k, p in files.items()},
         "checked_at": now,
     }
